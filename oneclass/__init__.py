@@ -14,8 +14,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "available_detectors",
+    "fit",
     "available_embedders",
     "load",
     "make_detector",
     "make_embedder",
 ]
+
+
+def fit(embedder, detector, positives, negatives=None, **kw):
+    """Fit an image pipeline: ``oneclass.fit("dlib-face", "knn", "photos/")``."""
+    from oneclass.pipeline import fit as _fit
+
+    return _fit(embedder, detector, positives, negatives, **kw)

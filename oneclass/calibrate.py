@@ -48,7 +48,7 @@ def conformal_p_values(calibration_scores: np.ndarray, scores: np.ndarray) -> np
 
 
 def rejection_rates(p_values: np.ndarray, alphas=(0.01, 0.05, 0.1)) -> dict[float, float]:
-    """Achieved rate ``P(p <= alpha)`` for each alpha (for in-class samples: the false-rejection)."""
+    """Achieved ``P(p <= alpha)`` per alpha (for in-class samples: the false-rejection rate)."""
     p = np.asarray(p_values, dtype=np.float64)
     return {float(a): float(np.mean(p <= a)) for a in alphas}
 
