@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 RESULT_COLUMNS = [
@@ -37,6 +38,15 @@ RESULT_COLUMNS = [
 SCORE_COLUMNS = ["item_id", "uri", "label", "family", "score", "n_faces", "status"]
 FAILURE_COLUMNS = ["suite", "embedder", "item_id", "uri", "stage", "reason"]
 AUDIT_COLUMNS = ["suite", "seed", "train_id", "test_id", "distance"]
+
+
+def comparable_scores(scores: np.ndarray) -> np.ndarray:
+    """Scores as the metrics rank them: a no-face image (``-inf``) sits below every scored image,
+    at (lowest finite score - 1); NaN (failed) is left for the caller to drop."""
+    scores = np.asarray(scores, dtype=np.float64)
+    finite = scores[np.isfinite(scores)]
+    low = (finite.min() - 1.0) if finite.size else 0.0
+    return np.where(np.isneginf(scores), low, scores)
 
 
 def cell_id(suite: str, embedder: str, detector: str, seed: int, setting: str,

@@ -21,8 +21,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from oneclass.bench import protocols
-from oneclass.bench.results import AUDIT_COLUMNS, FAILURE_COLUMNS, RunDir, cell_id
+from oneclass.bench.results import (
+    AUDIT_COLUMNS,
+    FAILURE_COLUMNS,
+    RunDir,
+    cell_id,
+    comparable_scores,
+)
 from oneclass.bench.suite import Suite
+from oneclass.data.download import default_cache_dir as download_cache_dir
 from oneclass.detect.registry import make_detector
 from oneclass.metrics import evaluate
 from oneclass.persist import library_versions
@@ -31,8 +38,10 @@ ADBENCH_EMBEDDER = "resnet18-adbench"
 
 
 def default_cache_dir() -> Path:
-    """``ONECLASS_CACHE`` or ``~/.cache/oneclass``."""
-    return Path(os.environ.get("ONECLASS_CACHE", Path.home() / ".cache" / "oneclass"))
+    """``$ONECLASS_CACHE``, else ``~/.cache/oneclass``: embeddings, wild composites, downloads."""
+    from oneclass.data.download import default_cache_dir as downloads
+
+    return downloads().parent
 
 
 def git_revision() -> str:
@@ -99,7 +108,7 @@ class Embeddings:
         t0 = time.perf_counter()
         out = embed_items(self.embedder, todo, cache=self.cache, progress=self.progress)
         self.seconds += time.perf_counter() - t0
-        reasons = {f.item_id: f.reason for f in out.failures}
+        reasons = {f.item.id: f.reason for f in out.failures}
         for it, emb in zip(todo, out.embeddings, strict=True):
             self.by_uri[it.uri] = emb
             if emb is None:
@@ -146,13 +155,6 @@ class ArrayEmbeddings(Embeddings):
         self.spec, self.by_uri, self.failures, self.seconds = ADBENCH_EMBEDDER, {}, [], 0.0
 
 
-def _metric_scores(scores: np.ndarray) -> np.ndarray:
-    """No-face (-inf) ranks below every scored image: replaced by (lowest finite score - 1)."""
-    finite = scores[np.isfinite(scores)]
-    low = (finite.min() - 1.0) if finite.size else 0.0
-    return np.where(np.isneginf(scores), low, scores)
-
-
 # -- the runner ---------------------------------------------------------------------------------
 class Runner:
     """Runs one suite into one run folder."""
@@ -177,6 +179,7 @@ class Runner:
                 "embedders": self.embedders, "bootstrap": self.suite.bootstrap,
                 "bootstrap_method": "stratified percentile bootstrap, 95%",
                 "calibration_folds": self.suite.calibration_folds,
+                "cache": str(self.cache_dir), "download_cache": str(download_cache_dir()),
                 "versions": library_versions(), "hardware": hardware(),
                 "git_revision": git_revision(),
                 "started": old.get("started", datetime.now(timezone.utc).isoformat()),
@@ -265,7 +268,8 @@ class Runner:
         raw, faces, status = emb.score(det, test_items)
         score_s = time.perf_counter() - t0
         usable = np.array([s != "failed" for s in status])
-        y, fam, s = task.test_label[usable], task.test_family[usable], _metric_scores(raw[usable])
+        y, fam = task.test_label[usable], task.test_family[usable]
+        s = comparable_scores(raw[usable])
         n_neg = 0 if task.train_y is None else int((task.train_y[keep] == 0).sum())
         common = {**base, "n_train": int(X.shape[0]), "n_train_neg": n_neg,
                   "fit_s": round(fit_s, 4), "score_s": round(score_s, 4),
