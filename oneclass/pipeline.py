@@ -83,7 +83,7 @@ class Pipeline:
         items = as_items(images)
         cache = EmbeddingCache(self.cache) if self.cache else None
         out = embed_items(self.embedder_, items, cache=cache, progress=self.progress)
-        failures = {f.item_id: f.reason for f in out.failures}
+        failures = {f.item.id: f.reason for f in out.failures}
         return [i.id for i in items], [i.uri for i in items], out.embeddings, failures
 
     @staticmethod
