@@ -16,6 +16,7 @@ DETECTORS = Registry(
         "svm": "oneclass.detect.binary:SVMBaseline",
         "mlp": "oneclass.detect.binary:MLPBaseline",
         "clip-prompt": "oneclass.detect.prompt:ClipPrompt",
+        "fusion": "oneclass.detect.prompt:Fusion",
         "pyod": "oneclass.detect.pyod_adapter:PyODDetector",
     },
 )

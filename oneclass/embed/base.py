@@ -71,6 +71,9 @@ class Embedder(ABC):
     preprocess_version: ClassVar[str] = "1"
     #: images per batch
     batch_size: int = 32
+    #: short side the embedder resizes to, if any: lets :func:`oneclass.embed.cache.embed_items`
+    #: decode large JPEGs at reduced scale (Pillow's draft mode)
+    size_hint: int | None = None
 
     @property
     @abstractmethod

