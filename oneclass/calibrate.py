@@ -59,11 +59,14 @@ def crossfit_scores(
     n_folds: int,
     random_state: int | None,
     y: np.ndarray | None = None,
+    max_scored: int | None = None,
 ) -> np.ndarray:
     """Out-of-fold scores: each sample is scored by a model fitted without it.
 
     ``fit_score(train_idx, test_idx)`` fits on ``train_idx`` and returns scores of ``test_idx``.
-    Folds are stratified when labels are given.
+    Folds are stratified when labels are given. With ``max_scored``, each fold scores a seeded
+    random subset of its held-out samples (about ``max_scored`` in all) and the rest are NaN:
+    calibration on 100k+ vectors then costs a fixed number of scores, not ``n`` of them.
     """
     if n_samples < 2:
         raise ValueError("cross-fitted calibration needs at least 2 training samples")
@@ -74,7 +77,11 @@ def crossfit_scores(
     else:
         splitter = KFold(min(n_folds, n_samples), shuffle=True, random_state=random_state)
         splits = splitter.split(np.zeros(n_samples))
-    out = np.empty(n_samples, dtype=np.float64)
+    out = np.full(n_samples, np.nan)
+    rng = np.random.default_rng(random_state)
+    per_fold = None if max_scored is None else -(-max_scored // splitter.get_n_splits())
     for train_idx, test_idx in splits:
+        if per_fold is not None and test_idx.size > per_fold:
+            test_idx = np.sort(rng.choice(test_idx, per_fold, replace=False))
         out[test_idx] = fit_score(train_idx, test_idx)
     return out

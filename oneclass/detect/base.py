@@ -59,6 +59,8 @@ class BaseDetector(BaseEstimator, ABC):
     requires_negatives: ClassVar[bool] = False
     #: smallest training set the model itself accepts
     min_train_samples: ClassVar[int] = 2
+    #: most training samples scored for calibration (a seeded subset beyond that)
+    max_calibration_scores: ClassVar[int] = 20_000
 
     # ---- hooks for subclasses -------------------------------------------------------------
     @abstractmethod
@@ -153,7 +155,13 @@ class BaseDetector(BaseEstimator, ABC):
     def _calibrate_on_training_data(self, X: np.ndarray, y: np.ndarray | None) -> None:
         folds = int(self.calibration_folds)
         if folds == 0:
-            scores, how = self._score(X), "in-sample"
+            idx = np.arange(X.shape[0])
+            if idx.size > self.max_calibration_scores:
+                rng = np.random.default_rng(self.random_state)
+                idx = np.sort(rng.choice(idx, self.max_calibration_scores, replace=False))
+            scores = np.full(X.shape[0], np.nan)
+            scores[idx] = self._score(X[idx])
+            how = "in-sample"
         else:
             if folds < 2:
                 raise ValueError(f"calibration_folds must be 0 or >= 2, got {folds}")
@@ -167,11 +175,14 @@ class BaseDetector(BaseEstimator, ABC):
                 fold._fit_model(X[train_idx], y_train)
                 return fold._score(X[test_idx])
 
-            scores = cal.crossfit_scores(fit_score, X.shape[0], folds, self.random_state, y)
+            scores = cal.crossfit_scores(fit_score, X.shape[0], folds, self.random_state, y,
+                                         max_scored=self.max_calibration_scores)
             how = f"cross-fitted ({folds} folds)"
         scores = np.asarray(scores, dtype=np.float64)
         pos = scores if y is None else scores[y == 1]
         neg = None if y is None else scores[y == 0]
+        pos = pos[~np.isnan(pos)]
+        neg = None if neg is None else neg[~np.isnan(neg)]
         self._set_threshold(pos, neg, how)
 
     def _base_state(self) -> State:
