@@ -346,7 +346,7 @@ class Runner:
         label = np.array([int(w.family == "positive") for w in wild])
         fam = np.array([w.family for w in wild], dtype=object)
         task = protocols.Task("wild", "composites", self.suite.detectors, main.train, idx, label,
-                              fam, None, main.split + "; wild composites from test images only")
+                              fam, None, "wild composites built from test-split images only")
         self._cells(emb, all_items, task, seed, bar)
 
     def _run_adbench(self) -> None:
