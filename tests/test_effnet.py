@@ -93,3 +93,14 @@ def test_bad_parameters_and_empty_batch(plain):
 def test_registry_builds_it():
     emb = make_embedder("effnet-lite0:batch_size=8,optimize=none")
     assert isinstance(emb, EffNetLite0Embedder) and emb.batch_size == 8
+
+
+def test_power_normalisation_is_the_signed_root_with_its_own_name(data_root):
+    img = Image.open(sorted((data_root / "niccage" / "crops").glob("*.jpg"))[0]).convert("RGB")
+    raw, root = EffNetLite0Embedder(), EffNetLite0Embedder(power=0.5)
+    assert root.name != raw.name and root.name.endswith("+pow0.5")
+    a = raw.embed_batch([img])[0].vectors
+    b = root.embed_batch([img])[0].vectors
+    np.testing.assert_allclose(b, np.sign(a) * np.sqrt(np.abs(a)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="power"):
+        EffNetLite0Embedder(power=0).embed_batch([img])
