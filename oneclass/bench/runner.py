@@ -188,8 +188,6 @@ class Runner:
 
     def run_suite(self) -> RunDir:
         """Run every cell not yet done; return the run folder."""
-        if self.suite.requires_internet:
-            self._check_online()
         t0 = time.perf_counter()
         self.run.write_json("run.json", self._info())
         if self.suite.protocol == "adbench":
@@ -206,19 +204,35 @@ class Runner:
                    "rows": len(df)}))
         return self.run
 
-    def _check_online(self) -> None:
-        from oneclass.data.manifests import dataset_items
+    def _prefetch(self, items: list) -> set[str]:
+        """Download the URL items once, concurrently, into the download cache; failures are
+        listed. Stops at once, with what is missing, when the network cannot be reached."""
+        from oneclass.data.download import default_downloader
+        from oneclass.data.uri import is_url
 
-        missing = []
-        for entry in [self.suite.positives or {}, *self.suite.negatives.values()]:
-            if "dataset" in entry:
-                try:
-                    dataset_items(entry["dataset"], entry.get("subset"))
-                except (OSError, ValueError) as exc:
-                    missing.append(f"{entry['dataset']}: {exc}")
+        urls = list(dict.fromkeys(it.uri for it in items if is_url(it.uri)))
+        if not urls:
+            return set()
+        dl = default_downloader()
+        missing = [u for u in urls if not dl.path_for(u).is_file()]
         if missing:
-            raise RuntimeError(f"suite {self.suite.name!r} cannot run here: "
-                               + "; ".join(missing))
+            import requests
+
+            try:
+                requests.head(missing[0], timeout=5, allow_redirects=True)
+            except requests.RequestException as exc:
+                raise RuntimeError(
+                    f"suite {self.suite.name!r} needs internet: {len(missing)} of {len(urls)} "
+                    f"images are not in the download cache {dl.cache_dir}, and {missing[0]} "
+                    f"cannot be reached ({type(exc).__name__}). Run it where there is network "
+                    f"access (or `oneclass datasets fetch` there first and copy the cache)"
+                ) from exc
+        result = dl.fetch(urls, progress=self.progress)
+        by_uri = {it.uri: it for it in items}
+        self.download_failures = [
+            {"suite": self.suite.name, "embedder": "", "item_id": by_uri[u].id, "uri": u,
+             "stage": "download", "reason": reason} for u, reason in result.failures]
+        return {u for u, _ in result.failures}
 
     # -- cells --------------------------------------------------------------------------------
     def _detectors(self, names: list[str]) -> list[str]:
@@ -304,7 +318,11 @@ class Runner:
                 items += got
                 role += ["positive" if fam == "positive" else "negative"] * len(got)
                 family += [fam] * len(got)
-            role_a, fam_a = np.array(role, dtype=object), np.array(family, dtype=object)
+            failed = self._prefetch(items)
+            keep = [i for i, it in enumerate(items) if it.uri not in failed]
+            items = [items[i] for i in keep]
+            role_a = np.array(role, dtype=object)[keep]
+            fam_a = np.array(family, dtype=object)[keep]
             emb.add(items, suite.name)
             hashes = self._hashes(items, emb)
             groups = protocols.split_groups(items, hashes)
@@ -314,6 +332,8 @@ class Runner:
             self._audit(items, tasks, hashes)
         else:
             items = resolve_items(suite.data)
+            failed = self._prefetch(items)
+            items = [it for it in items if it.uri not in failed]
             emb.add(items, suite.name)
             tasks = {s: list(protocols.one_vs_rest(suite, items, s)) for s in self.seeds}
         self._record_failures(emb)
@@ -405,7 +425,8 @@ class Runner:
 
     def _record_failures(self, emb: Embeddings) -> None:
         old = self.run.failures()
-        new = pd.DataFrame(emb.failures, columns=FAILURE_COLUMNS)
+        new = pd.DataFrame(getattr(self, "download_failures", []) + emb.failures,
+                           columns=FAILURE_COLUMNS)
         both = pd.concat([old, new]).drop_duplicates(["suite", "embedder", "uri"])
         both.to_csv(self.run.path / "failures.csv", index=False)
 

@@ -18,7 +18,9 @@ Example (``benchmarks/niccage.yaml``)::
     seeds: [0, 1, 2]
     bootstrap: 1000
 
-A data entry is ``{dataset: NAME[, subset: S][, sample: N]}`` (a manifest in ``datasets/``) or
+Images given as URLs are downloaded once into the download cache before anything else; without
+network access the run stops at once, saying how many are missing. A data entry is
+``{dataset: NAME[, subset: S][, sample: N]}`` (a manifest in ``datasets/``) or
 ``{source: SPEC}`` (a folder, zip, or CSV/TXT list of paths or URLs, as ``oneclass score`` takes).
 """
 
@@ -56,7 +58,6 @@ class Suite:
     wild: dict[str, Any] = field(default_factory=dict)
     bootstrap: int = 1000
     calibration_folds: int = 0
-    requires_internet: bool = False
     sets: list[str] = field(default_factory=list)
     notes: str = ""
     path: str | None = None
