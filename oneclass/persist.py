@@ -187,4 +187,8 @@ def load(path: str | Path):
             return Pipeline._from_bundle(header, arrays, tensors)
     except (KeyError, TypeError) as exc:
         raise ModelFileError(f"{path}: incomplete model description ({exc})") from exc
+    except ValueError as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: {exc}") from exc
     raise ModelFileError(f"{path}: unknown model kind {kind!r}")

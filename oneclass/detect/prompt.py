@@ -287,7 +287,10 @@ class Fusion(BaseDetector):
         if not specs:
             raise ValueError("Fusion needs at least one detector")
         self.weights_ = self._check_weights()
-        self.parts_ = [make_detector(s["detector"], **s["params"]).fit(X, y) for s in specs]
+        # parts follow the fusion's seed unless their own spec sets one
+        self.parts_ = [make_detector(s["detector"], **{"random_state": self.random_state,
+                                                       **s["params"]}).fit(X, y)
+                       for s in specs]
         self.references_ = [np.sort(p.calibration_scores_) for p in self.parts_]
 
     def _normalised(self, i: int, s: np.ndarray) -> np.ndarray:
