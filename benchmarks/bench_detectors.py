@@ -30,6 +30,7 @@ import pandas as pd
 
 import oneclass
 from oneclass.data.adbench import CV_SETS, adbench_split, load_adbench
+from oneclass.detect.pyod_adapter import pyod_counterpart
 from oneclass.metrics import METRIC_KEYS, evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -40,30 +41,13 @@ COLUMNS = ("set", "seed", "side", "detector", *METRIC_KEYS, "fit_s", "score_s", 
            "omp_threads")
 
 
-def pyod_model(name: str, n_features: int, seed: int):
-    """A PyOD model at its defaults (seeded where it takes a seed)."""
-    from pyod.models.deep_svdd import DeepSVDD
-    from pyod.models.iforest import IForest
-    from pyod.models.knn import KNN
-    from pyod.models.mcd import MCD
-    from pyod.models.ocsvm import OCSVM
-
-    return {
-        "KNN": lambda: KNN(),
-        "OCSVM": lambda: OCSVM(),
-        "IForest": lambda: IForest(random_state=seed),
-        "MCD": lambda: MCD(random_state=seed),
-        "DeepSVDD": lambda: DeepSVDD(n_features=n_features, random_state=seed, verbose=0),
-    }[name]()
-
-
 def run_one(side: str, name: str, split, seed: int) -> tuple[np.ndarray, float, float]:
     """Fit on the split's training rows, score its test rows: (in-class scores, fit s, score s)."""
     if side == "ours":
         model = oneclass.make_detector(name, calibration_folds=0, random_state=seed)
         score = model.score_samples
     else:
-        model = pyod_model(name, split.X_train.shape[1], seed)
+        model = pyod_counterpart(name, split.X_train.shape[1], seed)
 
         def score(X):
             return -model.decision_function(X)  # PyOD: higher = more anomalous

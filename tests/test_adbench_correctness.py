@@ -13,6 +13,7 @@ import pytest
 
 import oneclass
 from oneclass.data.adbench import CV_SETS, adbench_split, available_adbench, load_adbench
+from oneclass.detect.pyod_adapter import pyod_counterpart
 from oneclass.metrics import roc_auc
 
 # ---- the loader and the protocol ------------------------------------------------------------
@@ -72,23 +73,6 @@ def test_split_follows_the_protocol(cifar10_0):
 
 
 # ---- ours vs PyOD -----------------------------------------------------------------------------
-
-
-def pyod_counterpart(name: str, n_features: int, seed: int):
-    """The PyOD model ours is compared with, at PyOD's defaults."""
-    from pyod.models.deep_svdd import DeepSVDD
-    from pyod.models.iforest import IForest
-    from pyod.models.knn import KNN
-    from pyod.models.mcd import MCD
-    from pyod.models.ocsvm import OCSVM
-
-    return {
-        "KNN": lambda: KNN(),
-        "OCSVM": lambda: OCSVM(),
-        "IForest": lambda: IForest(random_state=seed),
-        "MCD": lambda: MCD(random_state=seed),
-        "DeepSVDD": lambda: DeepSVDD(n_features=n_features, random_state=seed, verbose=0),
-    }[name]()
 
 
 @pytest.fixture(scope="module")

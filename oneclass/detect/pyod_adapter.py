@@ -153,3 +153,25 @@ class PyODDetector(BaseDetector):
         self.seed_ = None if seed is None else int(seed)
         self.X_train_ = np.asarray(state.arrays["X_train"], dtype=np.float64)
         self.model_ = self._build(self.seed_).fit(self.X_train_)
+
+
+#: our detector -> the PyOD model it is benchmarked against
+COUNTERPARTS = {"knn": "KNN", "ocsvm": "OCSVM", "iforest": "IForest", "mahalanobis": "MCD",
+                "deep-svdd": "DeepSVDD"}
+
+
+def pyod_counterpart(name: str, n_features: int, seed: int):
+    """PyOD's model ``name`` (a value of :data:`COUNTERPARTS`) at its defaults, seeded."""
+    from pyod.models.deep_svdd import DeepSVDD
+    from pyod.models.iforest import IForest
+    from pyod.models.knn import KNN
+    from pyod.models.mcd import MCD
+    from pyod.models.ocsvm import OCSVM
+
+    return {
+        "KNN": lambda: KNN(),
+        "OCSVM": lambda: OCSVM(),
+        "IForest": lambda: IForest(random_state=seed),
+        "MCD": lambda: MCD(random_state=seed),
+        "DeepSVDD": lambda: DeepSVDD(n_features=n_features, random_state=seed, verbose=0),
+    }[name]()
