@@ -127,7 +127,7 @@ class BaseDetector(BaseEstimator, ABC):
         """
         scores = self.score_samples(X)
         if target_fpr is not None and (y is None or not np.any(np.asarray(y) == 0)):
-            raise ValueError("a target FPR needs negatives: pass y with some y == 0")
+            raise ValueError("a target FPR needs labels y with negatives (y == 0)")
         y = check_labels(y, scores.size, required=target_fpr is not None)
         pos = scores if y is None else scores[y == 1]
         neg = None if y is None else scores[y == 0]
