@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 import oneclass
+from oneclass.bench.runner import cpu_name
 from oneclass.data.adbench import CV_SETS, adbench_split, load_adbench
 from oneclass.detect.pyod_adapter import pyod_counterpart
 from oneclass.metrics import METRIC_KEYS, evaluate
@@ -142,14 +143,7 @@ def md_table(df: pd.DataFrame) -> str:
 
 
 def machine(threads: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = []
     for pkg in ("oneclass", "numpy", "scikit-learn", "scipy", "torch", "pyod"):

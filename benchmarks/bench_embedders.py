@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from oneclass.bench.runner import cpu_name
 from oneclass.data.sources import FolderSource, ImageItem, ZipSource
 from oneclass.embed.base import default_device, default_threads
 from oneclass.embed.cache import EmbeddingCache, embed_items
@@ -110,14 +111,7 @@ def run_one(spec: str, items: list[ImageItem], tmp: Path, workers: int | None = 
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"

@@ -53,10 +53,21 @@ def git_revision() -> str:
         return "unknown"
 
 
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> dict[str, Any]:
     import torch
 
-    info = {"machine": platform.machine(), "cpus": os.cpu_count(),
+    info = {"machine": platform.machine(), "cpu": cpu_name(), "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
     if info["cuda"]:
         info["gpu"] = torch.cuda.get_device_name(0)

