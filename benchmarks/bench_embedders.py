@@ -86,7 +86,8 @@ def synthetic_jpegs(n: int, folder: Path, seed: int) -> list[ImageItem]:
 
 def build(spec: str, tmp: Path):
     if spec == "clip-tiny":
-        from oneclass.embed.clip import ClipEmbedder, save_random_clip
+        from oneclass.embed.clip import ClipEmbedder
+        from oneclass.embed.clip_random import save_random_clip
 
         return ClipEmbedder(model_path=str(save_random_clip(tmp / "clip-tiny")))
     return make_embedder(spec)

@@ -36,9 +36,11 @@ def test_logistic_score_is_the_logit(data):
     det = LogisticBaseline(calibration_folds=0).fit(X_train, y_train)
     scaler = StandardScaler().fit(X_train)
     ref = LogisticRegression(class_weight="balanced", max_iter=1000).fit(
-        scaler.transform(X_train), y_train)
-    np.testing.assert_allclose(det.score_samples(X_test),
-                               ref.decision_function(scaler.transform(X_test)), rtol=1e-6)
+        scaler.transform(X_train), y_train
+    )
+    np.testing.assert_allclose(
+        det.score_samples(X_test), ref.decision_function(scaler.transform(X_test)), rtol=1e-6
+    )
 
 
 def test_svm_score_is_the_decision_value(data):
@@ -47,20 +49,26 @@ def test_svm_score_is_the_decision_value(data):
     scaler = StandardScaler().fit(X_train)
     assert det.gamma_ == pytest.approx(1 / (512 * scaler.transform(X_train).var()))  # "scale"
     ref = SVC(C=2.0, gamma=det.gamma_, class_weight="balanced").fit(
-        scaler.transform(X_train), y_train)
-    np.testing.assert_allclose(det.score_samples(X_test),
-                               ref.decision_function(scaler.transform(X_test)),
-                               rtol=1e-6, atol=1e-6)
+        scaler.transform(X_train), y_train
+    )
+    np.testing.assert_allclose(
+        det.score_samples(X_test),
+        ref.decision_function(scaler.transform(X_test)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_mlp_score_is_the_output_logit(data):
     X_train, y_train, X_test, _ = data
-    det = MLPBaseline(hidden_layer_sizes=(16, 8), max_iter=20, random_state=0,
-                      calibration_folds=0).fit(X_train, y_train)
+    det = MLPBaseline(
+        hidden_layer_sizes=(16, 8), max_iter=20, random_state=0, calibration_folds=0
+    ).fit(X_train, y_train)
     scaler = StandardScaler().fit(X_train)
     ref = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=20, random_state=0).fit(
-        scaler.transform(X_train), y_train)
+        scaler.transform(X_train), y_train
+    )
     p = ref.predict_proba(scaler.transform(X_test))[:, 1]
     np.testing.assert_allclose(1 / (1 + np.exp(-det.score_samples(X_test))), p, rtol=1e-6)
 
@@ -70,8 +78,7 @@ def test_mlp_random_state_is_honoured(data):
     X_train, y_train, X_test, _ = data
 
     def scores(seed):
-        det = MLPBaseline(hidden_layer_sizes=8, max_iter=20, random_state=seed,
-                          calibration_folds=0)
+        det = MLPBaseline(hidden_layer_sizes=8, max_iter=20, random_state=seed, calibration_folds=0)
         return det.fit(X_train, y_train).score_samples(X_test)
 
     assert np.array_equal(scores(1), scores(1))
@@ -91,18 +98,20 @@ def test_standardize_off_uses_raw_inputs(data):
     X_train, X_test = X_train[:, :64], X_test[:, :64]
     det = LogisticBaseline(standardize=False, calibration_folds=0).fit(X_train, y_train)
     ref = LogisticRegression(class_weight="balanced", max_iter=1000).fit(X_train, y_train)
-    np.testing.assert_allclose(det.score_samples(X_test), ref.decision_function(X_test),
-                               rtol=1e-5)
+    np.testing.assert_allclose(det.score_samples(X_test), ref.decision_function(X_test), rtol=1e-5)
 
 
-@pytest.mark.parametrize("cls, params, match", [
-    (LogisticBaseline, {"C": 0}, "C must be a positive number"),
-    (LogisticBaseline, {"class_weight": "auto"}, "class_weight must be one of"),
-    (SVMBaseline, {"gamma": "wide"}, "gamma must be"),
-    (MLPBaseline, {"activation": "gelu"}, "activation must be one of"),
-    (MLPBaseline, {"hidden_layer_sizes": (8, 0)}, "hidden_layer_sizes must be positive"),
-    (LogisticBaseline, {"standardize": "yes"}, "standardize must be True or False"),
-])
+@pytest.mark.parametrize(
+    "cls, params, match",
+    [
+        (LogisticBaseline, {"C": 0}, "'C' parameter"),
+        (LogisticBaseline, {"class_weight": "auto"}, "'class_weight' parameter"),
+        (SVMBaseline, {"gamma": "wide"}, "'gamma' parameter"),
+        (MLPBaseline, {"activation": "gelu"}, "'activation' parameter"),
+        (MLPBaseline, {"hidden_layer_sizes": (8, 0)}, "hidden_layer_sizes must be positive"),
+        (LogisticBaseline, {"standardize": "yes"}, "'standardize' parameter"),
+    ],
+)
 def test_bad_parameters(data, cls, params, match):
     X_train, y_train, _, _ = data
     with pytest.raises(ValueError, match=match):
@@ -110,9 +119,14 @@ def test_bad_parameters(data, cls, params, match):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("spec", ["svm:C=0.5,gamma=median",
-                                  "mlp:hidden_layer_sizes=16|8,max_iter=30",
-                                  "logistic:standardize=false"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "svm:C=0.5,gamma=median",
+        "mlp:hidden_layer_sizes=16|8,max_iter=30",
+        "logistic:standardize=false",
+    ],
+)
 def test_save_load_identical(data, tmp_path, spec):
     X_train, y_train, X_test, _ = data
     det = oneclass.make_detector(spec, random_state=0, calibration_folds=2).fit(X_train, y_train)

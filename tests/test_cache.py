@@ -56,8 +56,10 @@ def _items(folder: Path) -> list[ImageItem]:
 
 def test_roundtrip_keeps_arrays_and_boxes(tmp_path):
     rng = np.random.default_rng(0)
-    faces = ImageEmbedding(rng.normal(size=(2, 128)).astype(np.float32),
-                           rng.uniform(0, 99, size=(2, 4)).astype(np.float32))
+    faces = ImageEmbedding(
+        rng.normal(size=(2, 128)).astype(np.float32),
+        rng.uniform(0, 99, size=(2, 4)).astype(np.float32),
+    )
     none = ImageEmbedding(np.zeros((0, 128), np.float32), np.zeros((0, 4), np.float32))
     with EmbeddingCache(tmp_path / "c.sqlite") as cache:
         cache.put_many("dlib-face", "1", {"a": faces, "b": none})
@@ -134,8 +136,7 @@ def test_two_threads_share_a_cache(embedder, folder, tmp_path):
     a, b = outcomes
     assert not a.failures and not b.failures
     for i in range(6):
-        np.testing.assert_array_equal(a.embeddings[i].vectors,
-                                      b.embeddings[(i - 1) % 6].vectors)
+        np.testing.assert_array_equal(a.embeddings[i].vectors, b.embeddings[(i - 1) % 6].vectors)
     with EmbeddingCache(db) as cache:
         assert cache.count(embedder.name) == 6
 
@@ -163,10 +164,14 @@ WRITER = textwrap.dedent("""
 def test_two_processes_write_concurrently(tmp_path):
     db = tmp_path / "mp.sqlite"
     EmbeddingCache(db).close()
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(k)], cwd=REPO,
-                              stderr=subprocess.PIPE) for k in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), str(k)], cwd=REPO, stderr=subprocess.PIPE
+        )
+        for k in (1, 2)
+    ]
     for p in procs:
-        _, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=600)  # a hang guard: importing oneclass is slow under load
         assert p.returncode == 0, err.decode()
     with EmbeddingCache(db) as cache:
         assert cache.count("emb") == 400 + 2 * 40
@@ -185,4 +190,89 @@ def test_not_a_cache_file(tmp_path):
 
 def test_content_key_is_sha256_of_bytes():
     assert content_key(b"abc") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
+
+
+# --- one cache folder, patch grids, schema upgrade -------------------------------------------
+
+
+def test_cache_folder_everywhere(tmp_path, monkeypatch):
+    from oneclass.data.download import default_cache_dir
+    from oneclass.embed.cache import CACHE_FILE, default_cache_path, open_cache
+
+    folder = tmp_path / "cachedir"
+    monkeypatch.setenv("ONECLASS_CACHE", str(folder))
+    assert default_cache_path() == folder / CACHE_FILE == folder / "embeddings.sqlite"
+    assert default_cache_dir() == folder / "downloads"
+    with EmbeddingCache() as cache:
+        assert cache.path == folder / "embeddings.sqlite" and cache.path.is_file()
+    assert open_cache(False) is None and open_cache(None) is None
+    for arg in (True, folder, str(folder), tmp_path / "new_folder"):
+        with open_cache(arg) as cache:
+            assert cache.path.name == "embeddings.sqlite" and cache.path.parent.is_dir()
+    with EmbeddingCache(tmp_path / "explicit.sqlite") as cache:  # an explicit file stays a file
+        assert cache.path == tmp_path / "explicit.sqlite"
+    with pytest.raises(TypeError, match="cache must be"):
+        open_cache(3)
+    # an old-style ONECLASS_CACHE that names a SQLite file is refused, and left alone
+    old = tmp_path / "old.sqlite"
+    EmbeddingCache(old).close()
+    before = old.read_bytes()
+    monkeypatch.setenv("ONECLASS_CACHE", str(old))
+    with pytest.raises(ValueError, match="is a file, but ONECLASS_CACHE names the cache folder"):
+        EmbeddingCache()
+    assert old.read_bytes() == before
+
+
+def test_patch_grid_roundtrip(tmp_path):
+    rng = np.random.default_rng(1)
+    patches = ImageEmbedding(rng.normal(size=(12, 8)).astype(np.float32), grid=(3, 4))
+    with EmbeddingCache(tmp_path / "g.sqlite") as cache:
+        cache.put_many("patches", "1", {"k": patches, "plain": ImageEmbedding(patches.vectors)})
+        got = cache.get_many("patches", "1", ["k", "plain"])
+        with pytest.raises(ValueError, match="grid 5x5 does not hold 12"):
+            cache.put_many("patches", "1", {"bad": ImageEmbedding(patches.vectors, grid=(5, 5))})
+    assert got["k"].grid == (3, 4) and got["plain"].grid is None
+    np.testing.assert_array_equal(got["k"].vectors, patches.vectors)
+
+
+V1_SCHEMA = (
+    "CREATE TABLE embeddings (sha256 TEXT NOT NULL, embedder TEXT NOT NULL, version TEXT NOT "
+    "NULL, n INTEGER NOT NULL, dim INTEGER NOT NULL, vectors BLOB NOT NULL, boxes BLOB, "
+    "created REAL, PRIMARY KEY (embedder, version, sha256)) WITHOUT ROWID"
+)
+
+
+def _old_cache(path: Path, schema: str) -> bytes:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute(V1_SCHEMA)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('schema', ?)", (schema,))
+    vec = np.arange(6, dtype="<f4").reshape(2, 3)
+    db.execute(
+        "INSERT INTO embeddings VALUES (?,?,?,?,?,?,?,?)",
+        ("abc", "emb", "1", 2, 3, vec.tobytes(), np.zeros((2, 4), "<f4").tobytes(), 0.0),
+    )
+    db.commit()
+    db.close()
+    return path.read_bytes()
+
+
+def test_schema_1_is_upgraded_in_place_never_deleted(tmp_path):
+    old = tmp_path / "v1.sqlite"
+    _old_cache(old, "1")
+    with EmbeddingCache(old) as cache:
+        got = cache.get_many("emb", "1", ["abc"])["abc"]
+        assert got.vectors.shape == (2, 3) and got.boxes.shape == (2, 4) and got.grid is None
+        cache.put_many("emb", "1", {"new": ImageEmbedding(got.vectors, grid=(1, 2))})
+        assert len(cache) == 2
+    with EmbeddingCache(old) as cache:  # reopening the upgraded file
+        assert cache.get_many("emb", "1", ["new"])["new"].grid == (1, 2)
+    future = tmp_path / "v9.sqlite"
+    before = _old_cache(future, "9")
+    with pytest.raises(ValueError, match="schema 9 is not one this oneclass knows.*left as it"):
+        EmbeddingCache(future)
+    assert future.read_bytes() == before

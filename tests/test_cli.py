@@ -25,8 +25,23 @@ def test_fit_then_score_reports_every_image(tmp_path, data_root, cage, capsys):
     listing = tmp_path / "positives.txt"
     listing.write_text("\r\n".join(str(p) for p in cage[:24]) + "\r\n")
     model = tmp_path / "model"
-    assert main(["-q", "fit", "--embedder", "dlib-face", "--detector", "knn:k=3",
-                 "--positives", str(listing), "--out", str(model)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "fit",
+                "--embedder",
+                "dlib-face",
+                "--detector",
+                "knn:k=3",
+                "--positives",
+                str(listing),
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
     header = json.loads((model / "oneclass.json").read_text())
     assert header["kind"] == "pipeline" and header["embedder"] == "dlib-face"
 
@@ -35,19 +50,24 @@ def test_fit_then_score_reports_every_image(tmp_path, data_root, cage, capsys):
     for p in cage[30:33]:
         shutil.copy(p, new / f"cage_{p.name}")
     shutil.copy(sorted((data_root / "faces" / "trump").glob("*.jpg"))[0], new / "trump.jpg")
-    shutil.copy(data_root / "generic" / "bsds500" / "test" / "100007.jpg"
-                if (data_root / "generic" / "bsds500" / "test" / "100007.jpg").exists()
-                else sorted((data_root / "generic" / "bsds500").rglob("*.jpg"))[0],
-                new / "landscape.jpg")
+    shutil.copy(
+        data_root / "generic" / "bsds500" / "test" / "100007.jpg"
+        if (data_root / "generic" / "bsds500" / "test" / "100007.jpg").exists()
+        else sorted((data_root / "generic" / "bsds500").rglob("*.jpg"))[0],
+        new / "landscape.jpg",
+    )
     (new / "corrupt.jpg").write_bytes(cage[0].read_bytes()[:300])
     (new / "page.jpg").write_text("<html><body>not an image</body></html>")
+    shutil.copy(cage[34], new / "=1+1.jpg")  # a spreadsheet formula as a file name
     out = tmp_path / "scores.csv"
     assert main(["-q", "score", "--model", str(model), str(new), "--out", str(out)]) == 0
     df = pd.read_csv(out)
+    assert df["id"].str.startswith("'=").sum() == 1  # neutralised, not a formula
+    assert df["path"].str.startswith("=").sum() == 0
     df["name"] = df["path"].map(lambda p: p.rsplit("/", 1)[-1])
     df = df.set_index("name")
     assert {"path", "score", "p_value", "in_class", "status", "box"} <= set(df.columns)
-    assert len(df) == 7
+    assert len(df) == 8
     assert df.loc["corrupt.jpg", "status"].startswith("failed:")
     assert df.loc["page.jpg", "status"].startswith("failed:")
     assert pd.isna(df.loc["corrupt.jpg", "score"])
@@ -57,6 +77,8 @@ def test_fit_then_score_reports_every_image(tmp_path, data_root, cage, capsys):
     if df.loc["landscape.jpg", "status"] == "no_face":
         assert df.loc["landscape.jpg", "score"] == float("-inf")
         assert df.loc["landscape.jpg", "in_class"] == 0
+        assert pd.isna(df.loc["landscape.jpg", "p_value"])  # not tested, so no p-value
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 SUITE = """
@@ -86,7 +108,7 @@ def test_benchmark_resumes_and_reports(tmp_path, data_root, capsys):
     suite.write_text(SUITE.replace("BSDS", str(bsds)))
     run, cache = tmp_path / "run", tmp_path / "cache"
     args = ["-q", "benchmark", str(suite), "--out", str(run), "--cache", str(cache)]
-    assert main(args) == 0
+    assert main(args) == 1  # a failed cell (knn:k=500) is not a success
     res = pd.read_csv(run / "results.csv")
     ok = res[res.status == "ok"]
     assert set(ok.detector) == {"knn", "mahalanobis", "logistic"}
@@ -103,7 +125,7 @@ def test_benchmark_resumes_and_reports(tmp_path, data_root, capsys):
     assert (run / "report.html").stat().st_size > 10_000
     assert "knn" in (run / "report.md").read_text()
 
-    assert main(args + ["--no-report"]) == 0  # resumed: finished cells skipped, failed retried
+    assert main(args + ["--no-report"]) == 1  # resumed: finished cells skipped, failed retried
     info2 = json.loads((run / "run.json").read_text())
     assert info2["cells"]["done"] == 0 and info2["cells"]["skipped"] == info["cells"]["done"]
     assert info2["cells"]["failed"] == len(failed)
@@ -115,7 +137,8 @@ def test_benchmark_resumes_and_reports(tmp_path, data_root, capsys):
 
 
 def test_entry_point_and_clear_errors(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "oneclass.cli", "--help"], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "oneclass.cli", "--help"], capture_output=True, text=True
+    )
     assert done.returncode == 0 and "benchmark" in done.stdout
     assert main(["score", "--model", str(tmp_path / "nope"), str(tmp_path)]) == 2

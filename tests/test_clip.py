@@ -9,13 +9,8 @@ import pytest
 from PIL import Image
 
 from oneclass import make_embedder
-from oneclass.embed.clip import (
-    OPEN_CLIP_CONFIG,
-    TINY_OPEN_CLIP,
-    ClipEmbedder,
-    WeightsNotFoundError,
-    save_random_clip,
-)
+from oneclass.embed.clip import OPEN_CLIP_CONFIG, ClipEmbedder, WeightsNotFoundError
+from oneclass.embed.clip_random import TINY_OPEN_CLIP, save_random_clip
 
 PROMPTS = ["a photo of Nicolas Cage", "a photo of a cat", "a landscape"]
 
@@ -62,10 +57,10 @@ def test_open_clip_vectors_equal_the_library_pipeline(folders, images):
         txt = model.encode_text(tokenizer(PROMPTS))
     emb = ClipEmbedder(model_path=str(folder))
     ours = emb.embed_array(images, progress=False)
-    np.testing.assert_allclose(ours, torch.nn.functional.normalize(img, dim=-1).numpy(),
-                               atol=1e-5)
-    np.testing.assert_allclose(emb.embed_text(PROMPTS),
-                               torch.nn.functional.normalize(txt, dim=-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(ours, torch.nn.functional.normalize(img, dim=-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        emb.embed_text(PROMPTS), torch.nn.functional.normalize(txt, dim=-1).numpy(), atol=1e-5
+    )
 
 
 def test_checkpoint_file_for_a_named_architecture(folders, images, tmp_path):
@@ -78,8 +73,11 @@ def test_checkpoint_file_for_a_named_architecture(folders, images, tmp_path):
     by_folder = ClipEmbedder(model_path=str(folders["open_clip"]))
     assert by_file.name.startswith("clip/open_clip/OneclassTinyCLIP/sha256:")
     # the folder's preprocess config says 64 px, as does the architecture: same vectors
-    np.testing.assert_allclose(by_file.embed_array(images, progress=False),
-                               by_folder.embed_array(images, progress=False), atol=1e-5)
+    np.testing.assert_allclose(
+        by_file.embed_array(images, progress=False),
+        by_folder.embed_array(images, progress=False),
+        atol=1e-5,
+    )
 
 
 def test_name_pins_the_weights(folders, tmp_path):
@@ -94,8 +92,9 @@ def test_missing_weights_name_where_it_looked(tmp_path):
         _ = ClipEmbedder(model="ViT-B-32", pretrained="openai", cache_dir=str(tmp_path)).dim
     assert str(tmp_path) in str(err.value)
     with pytest.raises(WeightsNotFoundError, match="allow_download"):
-        _ = ClipEmbedder(backend="transformers", model="openai/clip-vit-base-patch32",
-                         cache_dir=str(tmp_path)).dim
+        _ = ClipEmbedder(
+            backend="transformers", model="openai/clip-vit-base-patch32", cache_dir=str(tmp_path)
+        ).dim
     with pytest.raises(WeightsNotFoundError, match="tags"):
         _ = ClipEmbedder(pretrained="no-such-tag").name
     with pytest.raises(WeightsNotFoundError, match=OPEN_CLIP_CONFIG):

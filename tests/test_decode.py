@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oneclass.data.decode import DecodeError, decode_image, load_image
+from oneclass.data.decode import DecodeError, decode_image
 from oneclass.data.errors import ImageLoadError
-from oneclass.data.sources import ImageItem
+from oneclass.data.sources import ImageItem, load_image
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -31,13 +31,18 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 def png_header(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims ``width x height`` RGB pixels (valid CRCs)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 def close(pixel, expected, tol=6) -> bool:
@@ -57,8 +62,11 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 def test_cmyk_jpeg_to_rgb(tmp_path):
-    path = write(tmp_path, "cmyk.jpg", encode(Image.new("CMYK", (16, 16), (0, 255, 255, 0)),
-                                               "JPEG", quality=95))
+    path = write(
+        tmp_path,
+        "cmyk.jpg",
+        encode(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "JPEG", quality=95),
+    )
     assert Image.open(path).mode == "CMYK"
     out = load_image(path)
     assert out.mode == "RGB" and close(out.getpixel((8, 8)), (255, 0, 0))
@@ -70,8 +78,11 @@ def test_rgba_composited_on_white(tmp_path):
     im.putpixel((2, 0), (0, 0, 0, 128))
     out = load_image(write(tmp_path, "rgba.png", encode(im, "PNG")))
     assert out.mode == "RGB"
-    assert [out.getpixel((i, 0)) for i in range(3)] == [(255, 255, 255), (255, 0, 0),
-                                                        (127, 127, 127)]
+    assert [out.getpixel((i, 0)) for i in range(3)] == [
+        (255, 255, 255),
+        (255, 0, 0),
+        (127, 127, 127),
+    ]
 
 
 def test_palette_with_transparency(tmp_path):
@@ -93,8 +104,9 @@ def test_sixteen_bit_png_to_8_bit(tmp_path):
 
 def test_32_bit_integer_image(tmp_path):
     a = np.array([[0, 30000, 65535]], dtype=np.int32)
-    out = np.asarray(load_image(write(tmp_path, "int.tif", encode(Image.fromarray(a, "I"),
-                                                                   "TIFF"))))
+    out = np.asarray(
+        load_image(write(tmp_path, "int.tif", encode(Image.fromarray(a, "I"), "TIFF")))
+    )
     assert out[0, :, 1].tolist() == [0, 117, 255]
 
 
@@ -155,8 +167,9 @@ def test_truncated_header(tmp_path):
 
 
 def test_html_named_jpg(tmp_path):
-    path = write(tmp_path, "photo.jpg",
-                 b"\n<!DOCTYPE html>\n<html><body>404 - image not found</body></html>")
+    path = write(
+        tmp_path, "photo.jpg", b"\n<!DOCTYPE html>\n<html><body>404 - image not found</body></html>"
+    )
     with pytest.raises(DecodeError, match="HTML page") as info:
         load_image(path)
     assert "photo.jpg" in str(info.value)

@@ -43,8 +43,9 @@ def test_in_class_scores_higher(bottle, objective):
 
 
 def test_network_is_bias_free_and_center_away_from_zero(toothbrush):
-    det = DeepSVDD(hidden_sizes=[64, 32], rep_dim=16, epochs=5, calibration_folds=0,
-                   random_state=0).fit(toothbrush[0])
+    det = DeepSVDD(
+        hidden_sizes=[64, 32], rep_dim=16, epochs=5, calibration_folds=0, random_state=0
+    ).fit(toothbrush[0])
     names = [name for name, _ in det.net_.named_parameters()]
     assert names and not any("bias" in name for name in names)
     assert [p.shape for p in det.net_.parameters()] == [(64, 512), (32, 64), (16, 32)]
@@ -69,8 +70,9 @@ def test_same_seed_same_scores_refit_and_clone(toothbrush):
 
 def test_early_stopping_stops_and_restores_best_weights(bottle):
     X_train = bottle[0]
-    det = DeepSVDD(epochs=300, lr=3e-2, patience=3, calibration_folds=0,
-                   random_state=0).fit(X_train)
+    det = DeepSVDD(epochs=300, lr=3e-2, patience=3, calibration_folds=0, random_state=0).fit(
+        X_train
+    )
     assert det.early_stopping_ and det.stopped_early_
     assert det.n_epochs_ < 300 and len(det.validation_loss_) == det.n_epochs_
     assert det.best_epoch_ == int(np.argmin(det.validation_loss_)) + 1
@@ -100,8 +102,14 @@ def test_autoencoder_pretraining_runs(toothbrush):
 @pytest.mark.parametrize("objective", ["one-class", "soft-boundary"])
 def test_save_load_identical_scores(tmp_path, toothbrush, objective):
     X_train, X_test, _ = toothbrush
-    det = DeepSVDD(hidden_sizes=[128, 64], rep_dim=32, standardize="feature",
-                   objective=objective, calibration_folds=0, random_state=0).fit(X_train)
+    det = DeepSVDD(
+        hidden_sizes=[128, 64],
+        rep_dim=32,
+        standardize="feature",
+        objective=objective,
+        calibration_folds=0,
+        random_state=0,
+    ).fit(X_train)
     path = det.save(tmp_path / "model")
     assert (path / "weights.safetensors").is_file()
     loaded = oneclass.load(path)
@@ -116,21 +124,24 @@ def test_registry_builds_it():
     assert isinstance(det, DeepSVDD) and det.rep_dim == 8 and det.objective == "soft-boundary"
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"nu": 0.0}, "nu must be in"),
-    ({"nu": 1.5}, "nu must be in"),
-    ({"objective": "hard-margin"}, "unknown objective"),
-    ({"hidden_sizes": [64, 0]}, "hidden_sizes must be positive"),
-    ({"hidden_sizes": ["wide"]}, "hidden_sizes must be a list of ints"),
-    ({"rep_dim": 0}, "rep_dim"),
-    ({"activation": "swish"}, "unknown activation"),
-    ({"epochs": 0}, "epochs must be"),
-    ({"validation_fraction": 1.0}, "validation_fraction"),
-    ({"lr": -1.0}, "lr must be > 0"),
-    ({"standardize": "minmax"}, "standardize must be one of"),
-    ({"init": "zeros"}, "init must be one of"),
-    ({"device": "not-a-device"}, "device must be"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"nu": 0.0}, "nu must be in"),
+        ({"nu": 1.5}, "nu must be in"),
+        ({"objective": "hard-margin"}, "unknown objective"),
+        ({"hidden_sizes": [64, 0]}, "hidden_sizes must be positive"),
+        ({"hidden_sizes": ["wide"]}, "hidden_sizes must be a list of ints"),
+        ({"rep_dim": 0}, "rep_dim"),
+        ({"activation": "swish"}, "'activation' parameter"),
+        ({"epochs": 0}, "'epochs' parameter"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"lr": -1.0}, "'lr' parameter"),
+        ({"standardize": "minmax"}, "'standardize' parameter"),
+        ({"init": "zeros"}, "'init' parameter"),
+        ({"device": "not-a-device"}, "device must be"),
+    ],
+)
 def test_bad_params_raise_clear_errors(params, message):
     X = np.random.default_rng(0).normal(size=(20, 8))
     with pytest.raises(ValueError, match=message):
@@ -153,8 +164,11 @@ def test_cuda_fit_and_cpu_load(tmp_path, bottle):
     scores = det.score_samples(X_test)
     assert roc_auc(y_test, scores) > 0.9
     np.testing.assert_array_equal(
-        scores, DeepSVDD(device="cuda", calibration_folds=0, random_state=0)
-        .fit(X_train).score_samples(X_test))
+        scores,
+        DeepSVDD(device="cuda", calibration_folds=0, random_state=0)
+        .fit(X_train)
+        .score_samples(X_test),
+    )
     det.set_params(device="cpu")  # a saved GPU model loads on the CPU
     cpu = oneclass.load(det.save(tmp_path / "model"))
     assert cpu.device_.type == "cpu"

@@ -11,20 +11,34 @@ pytest.importorskip("face_recognition_models")
 pytest.importorskip("facenet_pytorch")
 
 from oneclass.embed import faces as fl  # noqa: E402
-from oneclass.embed.dlib_face import (  # noqa: E402
-    NORM_RANGE,
-    DlibFaceEmbedder,
-    load_dlib_resnet,
-    read_dlib_net,
-)
+from oneclass.embed.dlib_face import NORM_RANGE, DlibFaceEmbedder  # noqa: E402
+from oneclass.embed.dlib_resnet import load_dlib_resnet, read_dlib_net  # noqa: E402
 from oneclass.embed.registry import make_embedder  # noqa: E402
 
-CAGE = ["102667226.jpg", "109537724.jpg", "161741832.jpg", "178670478.jpg", "533503766.jpg",
-        "667870136.jpg"]  # six different near-duplicate groups (groups.csv)
-TRUMP = ["112270915.jpg", "501380192.jpg", "524993072.jpg", "614181114.jpg", "632909938.jpg",
-         "801987348.jpg"]
-GLINT = ["Tom_Hanks", "Keanu_Reeves", "Will_Smith", "Hugh_Jackman", "Leonardo_DiCaprio",
-         "Mark_Ruffalo"]
+CAGE = [
+    "102667226.jpg",
+    "109537724.jpg",
+    "161741832.jpg",
+    "178670478.jpg",
+    "533503766.jpg",
+    "667870136.jpg",
+]  # six different near-duplicate groups (groups.csv)
+TRUMP = [
+    "112270915.jpg",
+    "501380192.jpg",
+    "524993072.jpg",
+    "614181114.jpg",
+    "632909938.jpg",
+    "801987348.jpg",
+]
+GLINT = [
+    "Tom_Hanks",
+    "Keanu_Reeves",
+    "Will_Smith",
+    "Hugh_Jackman",
+    "Leonardo_DiCaprio",
+    "Mark_Ruffalo",
+]
 NO_FACE = "generic/bsds500/100007.jpg"
 
 
@@ -101,10 +115,12 @@ def test_same_person_is_closer(embedder, cage_dir, data_root):
         return embedder.embed_array([load(p) for p in paths], progress=False)
 
     cage = vectors([cage_dir / f for f in CAGE])
-    others = np.concatenate([
-        vectors([data_root / "faces/trump" / f for f in TRUMP]),
-        vectors([sorted((data_root / "faces/glint" / p).glob("*"))[0] for p in GLINT]),
-    ])
+    others = np.concatenate(
+        [
+            vectors([data_root / "faces/trump" / f for f in TRUMP]),
+            vectors([sorted((data_root / "faces/glint" / p).glob("*"))[0] for p in GLINT]),
+        ]
+    )
     same = np.linalg.norm(cage[:, None] - cage[None], axis=2)[np.triu_indices(len(cage), 1)]
     cross = np.linalg.norm(cage[:, None] - others[None], axis=2)
     # dlib's rule: the same person under 0.6 (measured: Cage-Cage <= 0.59, others >= 0.64)
@@ -172,15 +188,37 @@ def test_name_params_and_registry():
     assert (e.detector, e.max_faces, e.upsample) == ("mtcnn", 3, "auto")
     assert e.name == "dlib-face/resnet_v1+mtcnn[max=3]"
     assert DlibFaceEmbedder().name == "dlib-face/resnet_v1+hog"
-    assert DlibFaceEmbedder(upsample=1, num_jitters=5).name == \
-        "dlib-face/resnet_v1+hog[up=1,jitter=5]"
+    assert (
+        DlibFaceEmbedder(upsample=1, num_jitters=5).name == "dlib-face/resnet_v1+hog[up=1,jitter=5]"
+    )
 
 
 def test_bad_options_raise_on_use():
     img = Image.new("RGB", (64, 64))
-    for kwargs, message in [({"detector": "haar"}, "haar"), ({"backend": "onnx"}, "backend"),
-                            ({"num_jitters": -1}, "num_jitters"),
-                            ({"min_face_size": 0}, "min_face_size")]:
+    for kwargs, message in [
+        ({"detector": "haar"}, "haar"),
+        ({"backend": "onnx"}, "backend"),
+        ({"num_jitters": -1}, "num_jitters"),
+        ({"min_face_size": 0}, "min_face_size"),
+    ]:
         e = DlibFaceEmbedder(**kwargs)  # __init__ only stores
         with pytest.raises(ValueError, match=message):
             e.embed_batch([img])
+
+
+def test_search_options_in_the_name():
+    assert DlibFaceEmbedder(search="fast").name == "dlib-face/resnet_v1+hog[fast]"
+    assert DlibFaceEmbedder(max_side=1024).name == "dlib-face/resnet_v1+hog[side=1024]"
+    with pytest.raises(ValueError, match="search"):
+        DlibFaceEmbedder(search="deep").embed_batch([Image.new("RGB", (64, 64))])
+
+
+def test_large_image_gives_boxes_in_input_pixels(embedder, cage_dir):
+    """A 6000 x 6000 image is searched and aligned at MAX_SIDE pixels (bounded memory); its box
+    is reported in the input's pixels and its vector is that of the same face, small."""
+    img = load(cage_dir / CAGE[0])
+    big = img.resize((6000, 6000), Image.BILINEAR)
+    small, large = embedder.embed_batch([img, big])
+    assert small.n_faces == 1 and large.n_faces == 1
+    np.testing.assert_allclose(large.boxes[0], small.boxes[0] * 6000 / 256, atol=6000 * 0.03)
+    assert np.linalg.norm(large.vectors[0] - small.vectors[0]) < 0.3

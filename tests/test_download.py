@@ -40,8 +40,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep the test output quiet
         pass
 
-    def _send(self, code: int, body: bytes, ctype: str = "image/jpeg", length: bool = True,
-              headers: dict | None = None) -> None:
+    def _send(
+        self,
+        code: int,
+        body: bytes,
+        ctype: str = "image/jpeg",
+        length: bool = True,
+        headers: dict | None = None,
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         for k, v in (headers or {}).items():
@@ -51,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             for i in range(0, len(body), 8192):
-                self.wfile.write(body[i:i + 8192])
+                self.wfile.write(body[i : i + 8192])
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (size cap)
             pass
 
@@ -84,6 +90,17 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, BIG, "image/png")
         elif route == "/huge-stream.png":  # no Content-Length: aborted while streaming
             self._send(200, BIG, "image/png", length=False)
+        elif route == "/drip.jpg":  # one byte every 0.1 s: never a read timeout, never done
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.end_headers()
+            try:
+                for k in range(400):
+                    self.wfile.write(JPEG[k % len(JPEG) : k % len(JPEG) + 1])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up
+                pass
         else:
             self._send(404, b"", "text/plain")
 
@@ -93,8 +110,9 @@ def server():
     Handler.counts = Counter()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     watchdog = threading.Timer(60.0, httpd.shutdown)  # bounded even if a test hangs
     watchdog.daemon = True
@@ -109,15 +127,32 @@ def server():
 
 
 def make(tmp_path, **kw) -> Downloader:
-    params = dict(max_workers=4, timeout=TIMEOUT, retries=2, backoff=0.01, max_bytes=MAX_BYTES,
-                  progress=False, offline=False)
+    params = dict(
+        max_workers=4,
+        timeout=TIMEOUT,
+        retries=2,
+        backoff=0.01,
+        max_bytes=MAX_BYTES,
+        progress=False,
+        offline=False,
+    )
     return Downloader(tmp_path / "cache", **{**params, **kw})
 
 
 def test_each_outcome_failures_file_and_cache(tmp_path, server):
     base, counts = server
-    names = ["good.jpg", "good.png", "missing.jpg", "flaky.jpg", "busy.jpg", "slow.jpg",
-             "page.jpg", "truncated.jpg", "huge.png", "huge-stream.png"]
+    names = [
+        "good.jpg",
+        "good.png",
+        "missing.jpg",
+        "flaky.jpg",
+        "busy.jpg",
+        "slow.jpg",
+        "page.jpg",
+        "truncated.jpg",
+        "huge.png",
+        "huge-stream.png",
+    ]
     urls = [f"{base}/{n}" for n in names]
     dl = make(tmp_path)
     result = dl.fetch(urls + [urls[0]])  # a repeated URL is fetched once
@@ -152,8 +187,7 @@ def test_each_outcome_failures_file_and_cache(tmp_path, server):
     again = make(tmp_path).fetch(urls)
     assert set(again.paths) == set(result.paths)
     assert {u.rsplit("/", 1)[1] for u, _ in again.failures} == set(failed)
-    assert {k: counts[k] - before[k] for k in counts if counts[k] != before[k]} == {
-        "/slow.jpg": 3}
+    assert {k: counts[k] - before[k] for k in counts if counts[k] != before[k]} == {"/slow.jpg": 3}
 
 
 def test_offline_fails_fast_with_count(tmp_path, server, monkeypatch):
@@ -194,3 +228,47 @@ def test_retry_failed_and_bad_urls(tmp_path, server):
     assert "unsupported URL" in reasons["ftp://x/y.jpg"]
     refused = make(tmp_path, retries=0).fetch(["http://127.0.0.1:9/nothing.jpg"])
     assert "connection failed" in refused.failures[0][1] or "timed out" in refused.failures[0][1]
+
+
+def test_slow_drip_stops_at_the_wall_clock_cap(tmp_path, server):
+    base, counts = server
+    dl = make(tmp_path, max_seconds=1.5, retries=2, backoff=0.01)
+    done: list = []
+    worker = threading.Thread(
+        target=lambda: done.append(dl.fetch([f"{base}/drip.jpg", f"{base}/good.jpg"]))
+    )
+    worker.start()
+    worker.join(30)  # before the fix the 64 KiB chunk never filled: 40 s per attempt
+    assert not worker.is_alive(), "the download did not stop at its wall-clock cap"
+    [result] = done
+    assert list(result.paths) == [f"{base}/good.jpg"]
+    [(url, reason)] = result.failures
+    assert url.endswith("/drip.jpg") and "took over 1.5 s" in reason and "max_seconds" in reason
+    assert counts["/drip.jpg"] == 1  # the cap covers all attempts of a URL together
+
+
+def test_no_network_fails_fast(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: every connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    urls = [f"http://127.0.0.1:{port}/img{k}.jpg" for k in range(60)]
+    dl = make(tmp_path, max_workers=2, retries=2, backoff=0.05, max_connect_failures=4)
+    result = dl.fetch(urls)
+    reasons = [r for _, r in result.failures]
+    assert len(reasons) == 60 and not result.paths
+    skipped = [r for r in reasons if r.startswith("not tried: the network looks unreachable")]
+    assert len(skipped) >= 50 and "ONECLASS_OFFLINE=1" in skipped[0]
+    assert "connection failed" in skipped[0]
+    with open(dl.failures_path, newline="") as fh:  # transient: tried again on the next run
+        assert {r["permanent"] for r in csv.DictReader(fh)} == {"no"}
+    # URLs read one by one (as image items are) share the verdict: no attempt after the 4th
+    one_by_one = make(tmp_path / "one", retries=0, max_connect_failures=4)
+    reasons = []
+    for url in urls[:12]:
+        with pytest.raises(ImageLoadError) as err:
+            one_by_one.fetch_one(url)
+        reasons.append(err.value.reason)
+    assert all("connection failed" in r for r in reasons[:4])
+    assert all(r.startswith("not tried: the network looks unreachable") for r in reasons[4:])

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 embedder on real images: vectors, preprocessing, optimised == plain."""
+"""EfficientNet-Lite0/Lite2 embedders on real images: vectors, preprocessing, optimised == plain."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import pytest
 from PIL import Image
 
 from oneclass import make_embedder
-from oneclass.embed.effnet import EffNetLite0Embedder, crop_resize, load_effnet_lite0
+from oneclass.embed.effnet import (
+    EffNetLite0Embedder,
+    EffNetLite2Embedder,
+    EffNetLiteEmbedder,
+    crop_resize,
+    load_effnet_lite,
+    load_effnet_lite0,
+)
 
 DOG_CLASSES = range(151, 269)  # ImageNet-1k dog breeds
 
@@ -104,3 +111,25 @@ def test_power_normalisation_is_the_signed_root_with_its_own_name(data_root):
     np.testing.assert_allclose(b, np.sign(a) * np.sqrt(np.abs(a)), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="power"):
         EffNetLite0Embedder(power=0).embed_batch([img])
+
+
+def test_lite2_is_the_same_embedder_at_260_px(cifar_dogs, crops):
+    """EfficientNet-Lite2 (its own wheel): 260 px input, own name, optimised == plain, and its
+    features are its ImageNet classifier's input (CIFAR-10 dogs come out as dog breeds)."""
+    plain2 = make_embedder("effnet-lite2:optimize=none")
+    assert isinstance(plain2, EffNetLite2Embedder) and isinstance(plain2, EffNetLiteEmbedder)
+    assert plain2.name == "effnet-lite2/imagenet" and plain2.dim == 1280
+    assert plain2.image_size == 260 and plain2.size_hint == 292
+    assert plain2.preprocess(crops[:1]).shape == (1, 3, 260, 260)
+    X = _matrix(plain2.embed_batch(cifar_dogs[:12]))
+    fc = load_effnet_lite("lite2")._fc
+    top1 = (X @ fc.weight.detach().numpy().T + fc.bias.detach().numpy()).argmax(1)
+    assert np.mean([t in DOG_CLASSES for t in top1]) >= 0.5
+    fast2 = EffNetLite2Embedder(power=0.5)
+    assert fast2.name == "effnet-lite2/imagenet+pow0.5"
+    Y = _matrix(fast2.embed_batch(cifar_dogs[:4]))
+    a = np.sign(X[:4]) * np.sqrt(np.abs(X[:4]))
+    cos = (a * Y).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(Y, axis=1)
+    assert cos.min() > 0.999
+    with pytest.raises(ValueError, match="variant"):
+        EffNetLiteEmbedder(variant="lite9").embed_batch([Image.new("RGB", (8, 8))])

@@ -48,8 +48,9 @@ def contains(box, x: float, y: float) -> bool:
 @pytest.fixture(scope="module")
 def pair(data_root) -> np.ndarray:
     """Cage and Trump side by side (512 x 256): two different faces."""
-    return np.ascontiguousarray(np.concatenate([rgb(data_root, CAGE), rgb(data_root, TRUMP)],
-                                               axis=1))
+    return np.ascontiguousarray(
+        np.concatenate([rgb(data_root, CAGE), rgb(data_root, TRUMP)], axis=1)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_mtcnn_fallback(data_root):
     assert fl.detect_hog(arr) == []
     (faces,) = fl.find_faces([arr], fallback=True)
     assert len(faces) == 1 and faces[0].detector == "mtcnn"
-    assert fl.find_faces([arr], fallback=False) == [[]]
+    assert fl.find_faces([arr], fallback=False, search="fast") == [[]]
 
 
 def test_hog_scales():
@@ -180,3 +181,83 @@ def test_bad_inputs_raise_clear_errors():
         fl.check_face_options("hog", 1, 2, 10)
     with pytest.raises(ValueError, match="max_faces"):
         fl.check_face_options("hog", 1, 40, 0)
+
+
+# ---- the wide search: small and tilted faces, no faces in natural photos, big images ----------
+def pasted(
+    face_img: np.ndarray, scene: np.ndarray, scale: float, angle: float, centre: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``face_img`` (a face crop) shrunk by ``scale``, turned by ``angle`` degrees and pasted as
+    a feathered disc into ``scene`` at ``centre``; returns the photo and where the crop's centre
+    went."""
+    h, w = face_img.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    alpha = np.clip((0.47 * w - np.hypot(xx - w / 2, yy - h / 2)) / (0.06 * w), 0, 1) * 255
+    rgba = Image.fromarray(np.dstack([face_img, alpha.astype(np.uint8)]), "RGBA")
+    if scale != 1.0:
+        rgba = rgba.resize((round(w * scale), round(h * scale)), Image.Resampling.LANCZOS)
+    turn = fl.Turn(angle, (rgba.size[0] / 2, rgba.size[1] / 2), centre)
+    layer = rgba.transform(
+        scene.shape[1::-1],
+        Image.Transform.AFFINE,
+        tuple(turn.to_input.ravel()),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=(0, 0, 0, 0),
+    )
+    out = Image.alpha_composite(Image.fromarray(scene).convert("RGBA"), layer).convert("RGB")
+    return np.asarray(out), np.asarray(centre)
+
+
+def centre_of(face: fl.Face) -> np.ndarray:
+    x0, y0, x1, y1 = fl.dlib_box(face)
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+
+
+def test_turn_maps_points_both_ways():
+    turn = fl.Turn(30.0, (50.0, 40.0), (10.0, 20.0), 2.0)
+    pts = np.array([[50.0, 40.0], [60.0, 40.0], [0.0, 0.0]])
+    view = turn.view_points(pts)
+    assert np.allclose(view[0], [10, 20])
+    # counter-clockwise on screen (y down): a point to the right of the centre goes up-right
+    assert np.allclose(view[1], [10 + 20 * np.cos(np.pi / 6), 20 - 20 * np.sin(np.pi / 6)])
+    assert np.allclose(turn.input_points(view), pts)
+    arr = np.zeros((40, 60, 3), np.uint8)
+    out, t = fl.turned(arr, 90)
+    assert out.shape == (60, 40, 3) and np.allclose(t.input_points([[20, 30]]), [[30, 20]])
+
+
+def test_small_face_in_a_real_scene_is_found(data_root):
+    """A Cage face shrunk to about 24 px in a BSDS landscape: below the first passes."""
+    crop = rgb(data_root, CAGE)
+    ((big,),) = fl.find_faces([crop], search="fast")
+    side = fl.dlib_box(big)[2] - fl.dlib_box(big)[0]
+    scale = 24 / side
+    photo, centre = pasted(crop, rgb(data_root, NO_FACE), scale, 0.0, (300.0, 200.0))
+    truth = centre + (centre_of(big) - 128) * scale
+    assert fl.find_faces([photo], search="fast") == [[]]  # what the search found before
+    (faces,) = fl.find_faces([photo])
+    assert len(faces) == 1
+    assert np.linalg.norm(centre_of(faces[0]) - truth) < 12
+    assert 12 < faces[0].size < 48
+
+
+def test_no_face_scene_stays_face_free(data_root):
+    """The wide search looks harder in a landscape and still finds no face: every proposal it
+    gets there is refused by the second detector."""
+    arr = rgb(data_root, NO_FACE)
+    assert fl.find_faces([arr]) == [[]]
+    assert fl.wide_search(arr) == []
+
+
+def test_large_image_is_searched_downscaled(data_root):
+    """A 6000 x 6000 image (a face crop upscaled) is searched at MAX_SIDE pixels; the box comes
+    back in the input's pixels."""
+    big = Image.open(data_root / CAGE).convert("RGB").resize((6000, 6000), Image.BILINEAR)
+    assert fl.detection_scale(6000, 6000) == pytest.approx(fl.MAX_SIDE / 6000)
+    arr, scale = fl.capped_rgb(big)
+    assert arr.shape == (fl.MAX_SIDE, fl.MAX_SIDE, 3) and scale == pytest.approx(fl.MAX_SIDE / 6000)
+    assert fl.capped_rgb(rgb(data_root, CAGE))[1] == 1.0
+    (faces,) = fl.find_faces([np.asarray(big)])
+    ((small,),) = fl.find_faces([rgb(data_root, CAGE)])
+    assert len(faces) == 1
+    assert iou(faces[0].box, [v * 6000 / 256 for v in small.box]) > 0.7

@@ -59,10 +59,13 @@ def test_separates_the_class_from_anomalies(data):
     assert roc_auc_score(y_test, det.score_samples(X_test)) > 0.65
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"covariance": "empirical"}, "covariance must be one of"),
-    ({"support_fraction": 0.8}, "only to covariance='mcd'"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"covariance": "empirical"}, "'covariance' parameter"),
+        ({"support_fraction": 0.8}, "only to covariance='mcd'"),
+    ],
+)
 def test_bad_parameters(data, params, match):
     with pytest.raises(ValueError, match=match):
         Mahalanobis(**params).fit(data[0][:40, :8])

@@ -25,7 +25,20 @@ from oneclass.data.manifests import (
 )
 from oneclass.data.sources import open_source
 
-REAL = ["adbench", "bsds500", "cifar10", "george", "glint", "lfw", "niccage", "trump"]
+REAL = [
+    "adbench",
+    "art_genres",
+    "bsds500",
+    "cifar10",
+    "george",
+    "glint",
+    "kolektor_sdd",
+    "lfw",
+    "niccage",
+    "oxford_flowers12",
+    "pokemon_gen1",
+    "trump",
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +73,8 @@ def test_niccage_items_groups_and_copies(root):
     items = dataset_items("niccage")
     assert len(items) == 318
     assert {it.label for it in items} == {"Nicolas_Cage"} and {it.family for it in items} == {
-        "niccage"}
+        "niccage"
+    }
     groups = Counter(it.group for it in items)
     assert len(groups) == 213 and max(groups.values()) == 30
     by_id = {it.id: it for it in items}
@@ -100,7 +114,56 @@ def test_fetch_offline_and_non_url_sets(root, tmp_path, monkeypatch):
         fetch("lfw")
 
 
+def test_manifests_ship_inside_the_package():
+    assert manifests.PACKAGE_MANIFESTS.parent == Path(manifests.__file__).parent
+    shipped = {p.stem for p in manifests.PACKAGE_MANIFESTS.glob("*.yaml")}
+    assert set(REAL) == shipped
+    assert all(Path(load_manifest(n)["file"]).parent == manifests.PACKAGE_MANIFESTS for n in REAL)
+    assert not (Path(manifests.__file__).parents[2] / "datasets").exists()  # one place only
+
+
+def test_new_generic_sets_classes_and_groups(root):
+    poke = dataset_items("pokemon_gen1")
+    assert len(poke) == 504 and Counter(it.label for it in poke)["Snorlax"] == 59
+    assert len({it.label for it in poke}) == 10 and {it.family for it in poke} == {"pokemon_gen1"}
+    sizes = Counter(Counter(it.group for it in poke).values())
+    assert sizes == {1: 491, 2: 5, 3: 1}  # 6 near-duplicate groups, as SOURCE.md says
+    assert load_manifest("pokemon_gen1")["hard_negatives"]["Pikachu"] == "Raichu"
+    flowers = dataset_items("oxford_flowers12")
+    assert len(flowers) == 900 and len({it.label for it in flowers}) == 12
+    by_id = {it.id: it for it in flowers}
+    assert by_id["sunflower/image_0746.jpg"].group == by_id["sunflower/image_0764.jpg"].group
+    art = dataset_items("art_genres")
+    assert set(Counter(it.label for it in art).values()) == {48}
+    assert len({it.group for it in art}) == 240
+    kol = {it.id: it for it in dataset_items("kolektor_sdd")}
+    assert Counter(it.label for it in kol.values()) == {"normal": 128, "defective": 49}
+    # blocks of 8 consecutive numbers, across both folders: one physical part per block
+    assert kol["defective/005.jpg"].group == kol["normal/002.jpg"].group == "kolektor_sdd:block0"
+    assert kol["defective/012.jpg"].group == "kolektor_sdd:block1"
+    # the near-duplicate pair 235 ~ 252 joins blocks 29 and 31 into one group
+    assert kol["defective/235.jpg"].group == kol["defective/252.jpg"].group
+    assert (
+        kol["normal/251.jpg"].group == kol["normal/232.jpg"].group == kol["defective/235.jpg"].group
+    )
+    assert len({it.group for it in kol.values()}) == 49
+    assert len(open_source("dataset:kolektor_sdd")) == 177
+
+
+def test_fetch_all_never_stops_at_a_local_set(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("ONECLASS_OFFLINE", "1")
+    monkeypatch.setenv("ONECLASS_CACHE", str(tmp_path / "c"))
+    rows = {name: (ok, msg) for name, ok, msg in manifests.fetch_all()}
+    assert set(rows) == set(available_datasets())
+    assert rows["lfw"] == (True, "nothing to download: its files are local (see `datasets verify`)")
+    assert not rows["george"][0] and "5641 of 5641 URLs" in rows["george"][1]
+    named = manifests.fetch_all(["lfw", "george", "nope"])
+    assert [(n, ok) for n, ok, _ in named] == [("lfw", False), ("george", False), ("nope", False)]
+    assert "unknown dataset 'nope'" in named[2][2]
+
+
 # --- manifests the tests write -------------------------------------------------------------
+
 
 def png(value: int) -> bytes:
     buf = io.BytesIO()
@@ -116,11 +179,18 @@ def mini(tmp_path, monkeypatch) -> Path:
         (data / "mini" / "imgs" / f"{k}.png").write_bytes(png(k))
     groups = "filename,group,exact_dup_of\r\n0.png,0,\r\n1.png,1,\r\n2.png,1,1.png\r\n"
     (data / "mini" / "groups.csv").write_text(groups)
-    manifest = {"name": "mini", "description": "three grey squares", "layout": "folder",
-                "path": "mini/imgs", "groups": "mini/groups.csv", "label": "grey", "count": 3,
-                "licence": "CC0", "source": {"repository": "me/mini", "commit": "abc",
-                                             "path": "imgs"},
-                "checksums": {"mini/groups.csv": hashlib.sha256(groups.encode()).hexdigest()}}
+    manifest = {
+        "name": "mini",
+        "description": "three grey squares",
+        "layout": "folder",
+        "path": "mini/imgs",
+        "groups": "mini/groups.csv",
+        "label": "grey",
+        "count": 3,
+        "licence": "CC0",
+        "source": {"repository": "me/mini", "commit": "abc", "path": "imgs"},
+        "checksums": {"mini/groups.csv": hashlib.sha256(groups.encode()).hexdigest()},
+    }
     mdir = tmp_path / "manifests"
     mdir.mkdir()
     (mdir / "mini.yaml").write_text(yaml.safe_dump(manifest))
@@ -133,7 +203,10 @@ def test_extra_manifests_via_env(mini):
     assert "mini" in available_datasets() and "niccage" in available_datasets()
     items = dataset_items("mini")
     assert [(it.id, it.label, it.group) for it in items] == [
-        ("0.png", "grey", "mini:0"), ("1.png", "grey", "mini:1"), ("2.png", "grey", "mini:1")]
+        ("0.png", "grey", "mini:0"),
+        ("1.png", "grey", "mini:1"),
+        ("2.png", "grey", "mini:1"),
+    ]
     assert len(open_source("dataset:mini")) == 3
     assert verify("mini")["ok"]
     (mini / "mini" / "imgs" / "3.png").write_bytes(png(9))

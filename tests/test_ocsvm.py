@@ -32,14 +32,16 @@ def test_scores_equal_libsvm_decision_function(data, monkeypatch, precompute):
     ref = OneClassSVM(nu=0.2, gamma=det.gamma_).fit(X_train)
     total = ref.dual_coef_.sum()
     assert total == pytest.approx(0.2 * len(X_train))  # libsvm: sum of dual coefs = nu * n
-    np.testing.assert_allclose(det.score_samples(X_test) * total, ref.decision_function(X_test),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        det.score_samples(X_test) * total, ref.decision_function(X_test), rtol=1e-6, atol=1e-6
+    )
     assert det.support_vectors_.shape[0] == ref.support_vectors_.shape[0]
 
 
 def test_scores_share_one_scale_across_training_sizes(data):
     """Cross-fitted calibration compares fold models (fewer samples) with the final model."""
     X_train, X_test, _ = data
+
     def spread(s):
         return np.subtract(*np.percentile(s, [95, 5]))
 
@@ -68,13 +70,16 @@ def test_separates_the_class_from_anomalies(data):
     assert roc_auc_score(y_test, det.score_samples(X_test)) > 0.65
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"nu": 0.0}, "nu must be in"),
-    ({"nu": 1.5}, "nu must be in"),
-    ({"gamma": "wide"}, "gamma must be"),
-    ({"gamma": -1.0}, "gamma must be"),
-    ({"tol": 0}, "tol must be"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"nu": 0.0}, "'nu' parameter"),
+        ({"nu": 1.5}, "'nu' parameter"),
+        ({"gamma": "wide"}, "'gamma' parameter"),
+        ({"gamma": -1.0}, "'gamma' parameter"),
+        ({"tol": 0}, "'tol' parameter"),
+    ],
+)
 def test_bad_parameters(data, params, match):
     with pytest.raises(ValueError, match=match):
         OCSVM(**params).fit(data[0][:40])

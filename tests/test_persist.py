@@ -119,7 +119,7 @@ def test_header_with_an_unknown_kind_or_missing_state(saved):
     with pytest.raises(ModelFileError, match="unknown model kind 'spaceship'"):
         oneclass.load(saved)
     header = json.loads((saved / HEADER).read_text())
-    del header["base_state"]
+    del header["state"]
     header["kind"] = "detector"
     (saved / HEADER).write_text(json.dumps(header))
     with pytest.raises(ModelFileError, match="incomplete model description"):
@@ -205,8 +205,11 @@ def unsafe_calls(tree: ast.AST) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, f"import {a.name}") for a in node.names
-                      if a.name.split(".")[0] in UNSAFE_MODULES]
+            found += [
+                (node.lineno, f"import {a.name}")
+                for a in node.names
+                if a.name.split(".")[0] in UNSAFE_MODULES
+            ]
         elif isinstance(node, ast.ImportFrom) and node.module:
             if node.module.split(".")[0] in UNSAFE_MODULES:
                 found.append((node.lineno, f"from {node.module} import ..."))
@@ -217,8 +220,11 @@ def unsafe_calls(tree: ast.AST) -> list[tuple[int, str]]:
             if func.endswith("torch.load") and not safe:
                 found.append((node.lineno, f"{func}(...) without weights_only=True"))
             allow = kw.get("allow_pickle")
-            if func.endswith(".load") and not (isinstance(allow, ast.Constant)
-                                               and allow.value is False) and allow is not None:
+            if (
+                func.endswith(".load")
+                and not (isinstance(allow, ast.Constant) and allow.value is False)
+                and allow is not None
+            ):
                 found.append((node.lineno, f"{func}(..., allow_pickle={ast.unparse(allow)})"))
             if func.endswith("read_pickle") or func.split(".")[0] in UNSAFE_MODULES:
                 found.append((node.lineno, f"{func}(...)"))
@@ -239,7 +245,26 @@ def test_guard_recognises_unsafe_code():
 def test_package_never_unpickles():
     sources = sorted(PACKAGE.rglob("*.py"))
     assert len(sources) > 10
-    problems = [f"{path.relative_to(PACKAGE.parent)}:{line}: {what}"
-                for path in sources
-                for line, what in unsafe_calls(ast.parse(path.read_text(), str(path)))]
+    problems = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}: {what}"
+        for path in sources
+        for line, what in unsafe_calls(ast.parse(path.read_text(), str(path)))
+    ]
     assert not problems, "unsafe loading in the package:\n" + "\n".join(problems)
+
+
+def test_format_1_models_still_load(saved, vectors):
+    """Format 1 kept the state as ``state``/``base_state`` and arrays as ``det/``/``base/``."""
+    _, test = vectors
+    expected = oneclass.load(saved).score_samples(test)
+    header = json.loads((saved / HEADER).read_text())
+    state = header.pop("state")
+    header.update(format_version=1, state=state["model"], base_state=state["calibration"])
+    with np.load(saved / ARRAYS, allow_pickle=False) as npz:
+        arrays = {
+            k.replace("model/", "det/").replace("calibration/", "base/"): npz[k] for k in npz.files
+        }
+    np.savez(saved / ARRAYS, **arrays)
+    header["files"] = {ARRAYS: hashlib.sha256((saved / ARRAYS).read_bytes()).hexdigest()}
+    (saved / HEADER).write_text(json.dumps(header))
+    np.testing.assert_array_equal(oneclass.load(saved).score_samples(test), expected)

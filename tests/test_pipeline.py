@@ -21,10 +21,8 @@ def crops(data_root):
 
 def test_fit_score_save_load(tmp_path, crops):
     cage, trump = crops
-    model = oneclass.fit("effnet-lite0", "mahalanobis", [str(p) for p in cage[:30]],
-                         progress=False)
-    assert model.fit_report_["positives"] == {"images": 30, "used": 30, "no_face": 0,
-                                              "failed": 0}
+    model = oneclass.fit("effnet-lite0", "mahalanobis", [str(p) for p in cage[:30]], progress=False)
+    assert model.fit_report_["positives"] == {"images": 30, "used": 30, "no_face": 0, "failed": 0}
     test = [str(p) for p in cage[40:46] + trump[:6]]
     df = model.score(test)
     assert list(df.columns) == ["id", "path", "score", "p_value", "in_class", "status"]
@@ -54,6 +52,7 @@ def test_binary_baseline_needs_negatives(crops):
     with pytest.raises(ValueError, match="binary baseline: give negatives"):
         Pipeline("effnet-lite0", "logistic", progress=False).fit(pos)
     model = Pipeline("effnet-lite0", "logistic", progress=False).fit(
-        pos, [str(p) for p in trump[:16]])
+        pos, [str(p) for p in trump[:16]]
+    )
     df = model.score([str(cage[50]), str(trump[50])])
     assert df.score[0] > df.score[1]

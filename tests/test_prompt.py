@@ -8,8 +8,10 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from oneclass import load, make_detector
-from oneclass.detect.prompt import ClipPrompt, Fusion
-from oneclass.embed.clip import ClipEmbedder, save_random_clip
+from oneclass.detect.clip_prompt import ClipPrompt
+from oneclass.detect.fusion import Fusion
+from oneclass.embed.clip import ClipEmbedder
+from oneclass.embed.clip_random import save_random_clip
 
 DIM = 32
 
@@ -34,13 +36,24 @@ def space():
     neg_clus = sample(30, other, cluster)  # looks like the training photos, not the prompt
     X_test = np.vstack([test_pos, neg_text, neg_clus])
     y_test = np.r_[np.ones(30), np.zeros(60)].astype(int)
-    return {"t": t, "other": other, "train": train, "held_out": held_out, "X": X_test, "y": y_test,
-            "neg_text": neg_text, "neg_clus": neg_clus}
+    return {
+        "t": t,
+        "other": other,
+        "train": train,
+        "held_out": held_out,
+        "X": X_test,
+        "y": y_test,
+        "neg_text": neg_text,
+        "neg_clus": neg_clus,
+    }
 
 
 def test_scores_are_cosines_to_the_prompts(space):
-    det = ClipPrompt.from_vectors(np.stack([space["t"], space["other"]]), threshold=0.3,
-                                  prompts=["a photo of X", "a photo of Y"])
+    det = ClipPrompt.from_vectors(
+        np.stack([space["t"], space["other"]]),
+        threshold=0.3,
+        prompts=["a photo of X", "a photo of Y"],
+    )
     X = space["X"]
     manual = np.max(X @ np.stack([space["t"], space["other"]]).T, axis=1)
     np.testing.assert_allclose(det.score_samples(X), manual, atol=1e-12)
@@ -62,8 +75,9 @@ def test_negative_prompts_softmax(space):
     # images near the prompt beat images near the negative prompt
     assert det.predict(space["neg_text"]).mean() > 0.9
     assert det.predict(space["neg_clus"]).mean() < 0.1
-    diff = ClipPrompt.from_vectors(space["t"][None], space["other"][None], aggregate="max",
-                                   threshold=0.0)
+    diff = ClipPrompt.from_vectors(
+        space["t"][None], space["other"][None], aggregate="max", threshold=0.0
+    )
     np.testing.assert_allclose(diff.score_samples(X), X @ space["t"] - X @ space["other"])
 
 
@@ -93,8 +107,12 @@ def test_dimension_and_input_checks(space):
 
 
 def test_save_and_load(space, tmp_path):
-    det = ClipPrompt.from_vectors(space["t"][None], space["other"][None],
-                                  prompts=["a photo of X"], negative_prompts=["a photo of Y"])
+    det = ClipPrompt.from_vectors(
+        space["t"][None],
+        space["other"][None],
+        prompts=["a photo of X"],
+        negative_prompts=["a photo of Y"],
+    )
     det.fit(space["train"])
     back = load(det.save(tmp_path / "prompt"))
     assert isinstance(back, ClipPrompt) and back.prompts == ["a photo of X"]
@@ -107,13 +125,25 @@ def test_fusion_of_prompt_and_few_shot(space, tmp_path):
     prompt = ClipPrompt.from_vectors(space["t"][None], threshold=0.3)
     knn = make_detector("knn").fit(space["train"])
     fus = Fusion.from_fitted([prompt, knn], held_out)
-    auc = {name: roc_auc_score(y, d.score_samples(X))
-           for name, d in (("prompt", prompt), ("knn", knn), ("fusion", fus))}
+    auc = {
+        name: roc_auc_score(y, d.score_samples(X))
+        for name, d in (("prompt", prompt), ("knn", knn), ("fusion", fus))
+    }
     assert auc["fusion"] > min(auc["prompt"], auc["knn"]) + 0.05, auc
     # rank normalisation: the mean of each part's conformal rank among held-out scores
-    manual = np.mean([(1 + np.searchsorted(np.sort(d.score_samples(held_out)),
-                                           d.score_samples(X), side="right")) / 21
-                      for d in (prompt, knn)], axis=0)
+    manual = np.mean(
+        [
+            (
+                1
+                + np.searchsorted(
+                    np.sort(d.score_samples(held_out)), d.score_samples(X), side="right"
+                )
+            )
+            / 21
+            for d in (prompt, knn)
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(fus.score_samples(X), manual)
     assert fus.predict(held_out).mean() >= 0.95 - 1e-9  # threshold from the held-out positives
     only_knn = Fusion.from_fitted([prompt, knn], held_out, weights=[0, 1])
@@ -144,10 +174,10 @@ def test_end_to_end_with_a_clip_model(data_root, tmp_path):
     prompts, negs = ["a photo of Nicolas Cage"], ["a photo of a cat", "a photo of a car"]
     det = ClipPrompt.from_text(emb, prompts, negs, aggregate="max", threshold=0.0)
     T, N = emb.embed_text(prompts), emb.embed_text(negs)
-    np.testing.assert_allclose(det.score_samples(X), (X @ T.T).max(1) - (X @ N.T).max(1),
-                               atol=1e-5)
+    np.testing.assert_allclose(det.score_samples(X), (X @ T.T).max(1) - (X @ N.T).max(1), atol=1e-5)
     assert det.embedder_name_ == emb.name
     spec = f"clip:model_path={folder}"
-    fitted = ClipPrompt(prompts=prompts, negative_prompts=negs, embedder=spec,
-                        aggregate="max").fit(X)
+    fitted = ClipPrompt(prompts=prompts, negative_prompts=negs, embedder=spec, aggregate="max").fit(
+        X
+    )
     np.testing.assert_allclose(fitted.score_samples(X), det.score_samples(X), atol=1e-6)

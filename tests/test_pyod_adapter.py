@@ -82,7 +82,46 @@ def test_batch_dependent_models_score_each_sample_alone(data):
     X_train, X_test = data
     det = PyODDetector("ECOD", calibration_folds=0).fit(X_train[:30])
     together = det.score_samples(X_test[:8])
-    alone = np.array([det.score_samples(X_test[i:i + 1])[0] for i in range(8)])
+    alone = np.array([det.score_samples(X_test[i : i + 1])[0] for i in range(8)])
     np.testing.assert_allclose(together, alone)
     joint = -det.model_.decision_function(X_test[:8])
     assert not np.allclose(joint, together)  # what PyOD alone would have given
+
+
+def test_pyod_contamination_is_ours_or_refused(data):
+    X_train, _ = data
+    det = oneclass.make_detector(
+        "pyod:IForest:contamination=0.2", n_estimators=20, random_state=0
+    ).fit(X_train)
+    assert det.contamination == 0.2 and "contamination" not in (det.params or {})
+    assert abs(det.labels_.mean() - 0.2) < 0.03  # our rule, on out-of-sample training scores
+    assert det.calibration_.endswith("contamination=0.2")
+    with pytest.raises(ValueError, match="PyOD's contamination is not used"):
+        PyODDetector("IForest", params={"contamination": 0.2}).fit(X_train)
+
+
+def test_pca_threshold_keeps_the_target_tpr(cifar10_0):
+    """PyOD PCA's scale depends on the training-set size (1/variance of ~null components):
+    fold scores are aligned to the final model's scale, so the threshold transfers."""
+    X, y = cifar10_0
+    pos = np.random.default_rng(0).permutation(np.flatnonzero(y == 1))
+    X_train, X_test = X[pos[:1000]], X[pos[2000:2500]]
+    det = oneclass.make_detector("pyod:PCA", random_state=0).fit(X_train)
+    kept = np.mean(det.predict(X_test))
+    assert 0.9 <= kept <= 0.99, kept  # before: 0.000 (fold scores 1e35, final model 1e37)
+
+
+def test_load_refuses_unbounded_refits(data, tmp_path):
+    import json
+
+    X_train, _ = data
+    path = (
+        PyODDetector("IForest", n_estimators=5, random_state=0)
+        .fit(X_train[:50])
+        .save(tmp_path / "m")
+    )
+    header = json.loads((path / "oneclass.json").read_text())
+    header["params"]["params"]["n_estimators"] = 10**9
+    (path / "oneclass.json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match=r"params\.n_estimators = 1000000000"):
+        oneclass.load(path)

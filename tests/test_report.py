@@ -30,8 +30,10 @@ DATA = Path(os.environ.get("ONECLASS_DATA", REPO.parent / "shared" / "data"))
 ADB = DATA / "adbench" / "CV_by_ResNet18"
 LFW_ZIP = DATA / "faces" / "lfw_subset.zip"
 
-pytestmark = pytest.mark.skipif(not (ADB / "CIFAR10_0.npz").exists() or not LFW_ZIP.exists(),
-                                reason=f"shared data not found under {DATA} (set ONECLASS_DATA)")
+pytestmark = pytest.mark.skipif(
+    not (ADB / "CIFAR10_0.npz").exists() or not LFW_ZIP.exists(),
+    reason=f"shared data not found under {DATA} (set ONECLASS_DATA)",
+)
 
 N_BOOT = 200
 CIFAR_CLASSES = {"CIFAR10_0": "airplane", "CIFAR10_4": "deer", "CIFAR10_6": "frog"}
@@ -52,8 +54,22 @@ def image_uris() -> dict[str, list[str]]:
     return {"positive": crops, "trump": trump, "lfw": lfw}
 
 
-def cell(rd: RunDir, suite: str, emb: str, det: str, seed: int, setting: str, value, X_train,
-         X_test, y_test, fam_test, uris, y_train=None, no_face: int = 0) -> None:
+def cell(
+    rd: RunDir,
+    suite: str,
+    emb: str,
+    det: str,
+    seed: int,
+    setting: str,
+    value,
+    X_train,
+    X_test,
+    y_test,
+    fam_test,
+    uris,
+    y_train=None,
+    no_face: int = 0,
+) -> None:
     """Fit a real detector, score the test set, evaluate, record the cell as the harness does."""
     d = make_detector(det, calibration_folds=0, random_state=seed)
     d.fit(X_train) if y_train is None else d.fit(X_train, y_train)
@@ -64,35 +80,81 @@ def cell(rd: RunDir, suite: str, emb: str, det: str, seed: int, setting: str, va
     status[pos_idx] = "no_face"
     metric = np.where(np.isneginf(raw), raw[np.isfinite(raw)].min() - 1, raw)
     cid = cell_id(suite, emb, det, seed, setting, value)
-    base = {"cell": cid, "suite": suite, "embedder": emb, "detector": det, "seed": seed,
-            "setting": setting, "setting_value": value, "split": "group-aware",
-            "n_train": len(X_train), "n_train_neg": 0 if y_train is None
-            else int((y_train == 0).sum()), "fit_s": 0.01, "score_s": 0.002, "embed_s": 3.5,
-            "n_failures": 0, "status": "ok", "error": ""}
+    base = {
+        "cell": cid,
+        "suite": suite,
+        "embedder": emb,
+        "detector": det,
+        "seed": seed,
+        "setting": setting,
+        "setting_value": value,
+        "split": "group-aware",
+        "n_train": len(X_train),
+        "n_train_neg": 0 if y_train is None else int((y_train == 0).sum()),
+        "fit_s": 0.01,
+        "score_s": 0.002,
+        "embed_s": 3.5,
+        "n_failures": 0,
+        "status": "ok",
+        "error": "",
+    }
     rows = []
     for f in ["all", *sorted(set(fam_test) - {"positive"})]:
         m = np.ones(len(y_test), bool) if f == "all" else (fam_test == "positive") | (fam_test == f)
-        rows.append({**base, **evaluate(y_test[m], metric[m], n_boot=N_BOOT, seed=seed),
-                     "family": f, "n_no_face": no_face})
-    scores = pd.DataFrame({"item_id": [Path(u.split("!")[-1]).name for u in uris], "uri": uris,
-                           "label": y_test, "family": fam_test, "score": raw, "n_faces": 1,
-                           "status": status})
+        rows.append(
+            {
+                **base,
+                **evaluate(y_test[m], metric[m], n_boot=N_BOOT, seed=seed),
+                "family": f,
+                "n_no_face": no_face,
+            }
+        )
+    scores = pd.DataFrame(
+        {
+            "item_id": [Path(u.split("!")[-1]).name for u in uris],
+            "uri": uris,
+            "label": y_test,
+            "family": fam_test,
+            "score": raw,
+            "n_faces": 1,
+            "status": status,
+        }
+    )
     rd.finish_cell(cid, rows, scores)
 
 
-def make_run(path: Path, *, detectors=("knn:k=1", "knn:k=10"), seeds=(0, 1), shift=0,
-             failures=True, audit=True, suite="niccage", curves=True) -> Path:
+def make_run(
+    path: Path,
+    *,
+    detectors=("knn:k=1", "knn:k=10"),
+    seeds=(0, 1),
+    shift=0,
+    failures=True,
+    audit=True,
+    suite="niccage",
+    curves=True,
+) -> Path:
     """A positives-vs-families run: main, fewshot and label-efficiency settings, two embedders."""
     X, y = adbench("CIFAR10_0")
     pos, neg = X[y == 1], X[y == 0]
     uris = image_uris()
     rd = RunDir(path).create()
-    rd.write_json("run.json", {
-        "suite": suite, "protocol": "positives-vs-families", "seeds": list(seeds),
-        "bootstrap": N_BOOT, "bootstrap_method": "stratified percentile bootstrap, 95%",
-        "versions": {"oneclass": "0.1.0", "numpy": np.__version__}, "git_revision": "abc1234",
-        "hardware": {"machine": "x86_64", "cpus": 2}, "started": "2025-01-01T00:00:00+00:00",
-        "finished": "2025-01-01T00:10:00+00:00", "last_session_seconds": 600.0})
+    rd.write_json(
+        "run.json",
+        {
+            "suite": suite,
+            "protocol": "positives-vs-families",
+            "seeds": list(seeds),
+            "bootstrap": N_BOOT,
+            "bootstrap_method": "stratified percentile bootstrap, 95%",
+            "versions": {"oneclass": "0.1.0", "numpy": np.__version__},
+            "git_revision": "abc1234",
+            "hardware": {"machine": "x86_64", "cpus": 2},
+            "started": "2025-01-01T00:00:00+00:00",
+            "finished": "2025-01-01T00:10:00+00:00",
+            "last_session_seconds": 600.0,
+        },
+    )
     for emb in ("resnet18", "resnet18-pca32"):
         for seed in seeds:
             rng = np.random.default_rng(seed + shift)
@@ -117,15 +179,42 @@ def make_run(path: Path, *, detectors=("knn:k=1", "knn:k=10"), seeds=(0, 1), shi
                 yl = np.r_[np.ones(len(train), int), np.zeros(k, int)]
                 cell(rd, suite, emb, "logistic", seed, "label-efficiency", k, Xl, *args, y_train=yl)
     if failures:
-        rd.append_csv("failures.csv", [
-            {"suite": suite, "embedder": "resnet18", "item_id": "broken_0001.jpg",
-             "uri": "/data/broken_0001.jpg", "stage": "decode", "reason": "truncated JPEG file"},
-            {"suite": suite, "embedder": "resnet18", "item_id": "page.jpg",
-             "uri": "/data/page.jpg", "stage": "decode", "reason": "not an image (HTML)"}],
-            FAILURE_COLUMNS)
+        rd.append_csv(
+            "failures.csv",
+            [
+                {
+                    "suite": suite,
+                    "embedder": "resnet18",
+                    "item_id": "broken_0001.jpg",
+                    "uri": "/data/broken_0001.jpg",
+                    "stage": "decode",
+                    "reason": "truncated JPEG file",
+                },
+                {
+                    "suite": suite,
+                    "embedder": "resnet18",
+                    "item_id": "page.jpg",
+                    "uri": "/data/page.jpg",
+                    "stage": "decode",
+                    "reason": "not an image (HTML)",
+                },
+            ],
+            FAILURE_COLUMNS,
+        )
     if audit:
-        rd.append_csv("audit.csv", [{"suite": suite, "seed": 0, "train_id": "102667226.jpg",
-                                     "test_id": "102668242.jpg", "distance": 3}], AUDIT_COLUMNS)
+        rd.append_csv(
+            "audit.csv",
+            [
+                {
+                    "suite": suite,
+                    "seed": 0,
+                    "train_id": "102667226.jpg",
+                    "test_id": "102668242.jpg",
+                    "distance": 3,
+                }
+            ],
+            AUDIT_COLUMNS,
+        )
     rd.consolidate()
     return path
 
@@ -144,8 +233,20 @@ def make_per_target_run(path: Path, sets: dict[str, str], suite: str) -> Path:
         uris = [f"adbench:{name}#{i}" for i in test]
         fam = np.where(y[test] == 1, "positive", "anomaly").astype(object)
         for det in ("knn:k=1", "knn:k=10"):
-            cell(rd, suite, "resnet18", det, 0, "per-target", target, X[p[:cut]], X[test], y[test],
-                 fam, uris)
+            cell(
+                rd,
+                suite,
+                "resnet18",
+                det,
+                0,
+                "per-target",
+                target,
+                X[p[:cut]],
+                X[test],
+                y[test],
+                fam,
+                uris,
+            )
     rd.consolidate()
     return path
 
@@ -156,8 +257,14 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     mvtec = {f.stem: f.stem.split("_", 1)[1] for f in sorted(ADB.glob("MVTec-AD_*.npz"))}
     return {
         "a": make_run(root / "run-a"),
-        "b": make_run(root / "run-b", detectors=("knn:k=1", "knn:k=3"), seeds=(0,), shift=7,
-                      failures=False, audit=False),
+        "b": make_run(
+            root / "run-b",
+            detectors=("knn:k=1", "knn:k=3"),
+            seeds=(0,),
+            shift=7,
+            failures=False,
+            audit=False,
+        ),
         "cifar": make_per_target_run(root / "run-cifar", CIFAR_CLASSES, "cifar10-oneclass"),
         "mvtec": make_per_target_run(root / "run-mvtec", mvtec, "mvtec"),
     }
@@ -202,8 +309,14 @@ def test_html_is_one_self_contained_file(report_a):
 
 def test_html_has_header_and_ranking_numbers(report_a, runs):
     html, _, _ = report_a
-    for text in ("abc1234", "stratified percentile bootstrap", "group-aware", "seeds",
-                 "Summary", "Suite niccage"):
+    for text in (
+        "abc1234",
+        "stratified percentile bootstrap",
+        "group-aware",
+        "seeds",
+        "Summary",
+        "Suite niccage",
+    ):
         assert text in html
     exp = expected(runs["a"])
     best = exp.iloc[0]
@@ -219,8 +332,12 @@ def test_galleries_show_real_thumbnails_of_worst_mistakes(report_a, runs):
     html, _, _ = report_a
     best = expected(runs["a"]).iloc[0]
     run = load_run(runs["a"])
-    m = run.ok[(run.ok["setting"] == "main") & (run.ok["embedder"] == best["embedder"])
-               & (run.ok["detector"] == best["detector"]) & (run.ok["seed"] == 0)]
+    m = run.ok[
+        (run.ok["setting"] == "main")
+        & (run.ok["embedder"] == best["embedder"])
+        & (run.ok["detector"] == best["detector"])
+        & (run.ok["seed"] == 0)
+    ]
     sc = run.scores(m["cell"].iloc[0])
     top_neg = sc[sc["label"] == 0].sort_values("score").iloc[-1]
     low_pos = sc[(sc["label"] == 1) & np.isfinite(sc["score"])].sort_values("score").iloc[0]
@@ -241,8 +358,14 @@ def test_galleries_show_real_thumbnails_of_worst_mistakes(report_a, runs):
 
 def test_failures_no_face_and_audit_are_reported(report_a):
     html, md, _ = report_a
-    for text in ("truncated JPEG file", "not an image (HTML)", "broken_0001.jpg",
-                 "2 images that could not be used", "102668242.jpg", "Leakage audit"):
+    for text in (
+        "truncated JPEG file",
+        "not an image (HTML)",
+        "broken_0001.jpg",
+        "2 images that could not be used",
+        "102668242.jpg",
+        "Leakage audit",
+    ):
         assert text in html
     assert "Images without a detected face" in html
     assert "Images without a detected face" in md and "truncated JPEG file" in md
@@ -330,9 +453,23 @@ def test_failed_cells_are_listed(runs, tmp_path):
     run = make_run(tmp_path / "with-error", detectors=("knn:k=1",), seeds=(0,), curves=False)
     rd = RunDir(run)
     cid = cell_id("niccage", "resnet18", "ocsvm", 0, "main", "")
-    rd.finish_cell(cid, [{"cell": cid, "suite": "niccage", "embedder": "resnet18",
-                          "detector": "ocsvm", "seed": 0, "setting": "main", "family": "all",
-                          "status": "failed", "error": "ValueError: gamma must be > 0"}], None)
+    rd.finish_cell(
+        cid,
+        [
+            {
+                "cell": cid,
+                "suite": "niccage",
+                "embedder": "resnet18",
+                "detector": "ocsvm",
+                "seed": 0,
+                "setting": "main",
+                "family": "all",
+                "status": "failed",
+                "error": "ValueError: gamma must be > 0",
+            }
+        ],
+        None,
+    )
     rd.consolidate()
     html = write_report(run, tmp_path / "e.html").read_text()
     assert "1 cells failed" in html and "gamma must be &gt; 0" in html
@@ -359,8 +496,9 @@ def test_url_thumbnail_comes_from_the_download_cache_only(tmp_path):
     cached = Downloader(tmp_path / "dl", offline=True).path_for(url)
     cached.parent.mkdir(parents=True)
     cached.write_bytes(crop.read_bytes())
-    rows = pd.DataFrame({"item_id": ["george.jpg"], "family": ["george"], "score": [0.9],
-                         "uri": [url]})
+    rows = pd.DataFrame(
+        {"item_id": ["george.jpg"], "family": ["george"], "score": [0.9], "uri": [url]}
+    )
     [t] = G.thumbs(rows, url_cache=tmp_path / "dl")
     assert t.missing == "" and Image.open(io.BytesIO(t.jpeg)).size == (96, 96)
     [t] = G.thumbs(rows, url_cache=tmp_path / "elsewhere")  # not cached: never fetched
@@ -368,11 +506,126 @@ def test_url_thumbnail_comes_from_the_download_cache_only(tmp_path):
 
 
 def test_thumbnails_say_why_not(tmp_path):
-    rows = pd.DataFrame({"item_id": ["a", "b", "c"], "family": ["x", "x", "x"],
-                         "score": [1.0, 0.5, 0.2],
-                         "uri": ["https://example.invalid/saint.jpg", "adbench:CIFAR10_0#3",
-                                 str(tmp_path / "missing.jpg")]})
+    rows = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "family": ["x", "x", "x"],
+            "score": [1.0, 0.5, 0.2],
+            "uri": [
+                "https://example.invalid/saint.jpg",
+                "adbench:CIFAR10_0#3",
+                str(tmp_path / "missing.jpg"),
+            ],
+        }
+    )
     t = G.thumbs(rows, url_cache=None)
     assert [x.jpeg for x in t] == [None, None, None]
     assert "URL" in t[0].missing and "not images" in t[1].missing
     assert "missing.jpg" in t[2].missing or "No such file" in t[2].missing
+
+
+EVIL = "<img src=x onerror=alert(1)>.jpg"
+
+
+def test_names_are_escaped_in_markdown_and_html(tmp_path):
+    from oneclass.report import write_reports
+
+    run = make_run(
+        tmp_path / "evil",
+        detectors=("knn:k=1",),
+        seeds=(0,),
+        curves=False,
+        failures=False,
+        audit=False,
+    )
+    rd = RunDir(run)
+    rd.append_csv(
+        "failures.csv",
+        [
+            {
+                "suite": "niccage",
+                "embedder": "resnet18",
+                "item_id": EVIL,
+                "uri": f"/data/{EVIL}",
+                "stage": "decode",
+                "reason": "[click](javascript:alert(1)) *bold* `code` | pipe",
+            }
+        ],
+        FAILURE_COLUMNS,
+    )
+    html_f, md_f = write_reports(run, tmp_path / "r.html", tmp_path / "r.md")
+    md, html = md_f.read_text(), html_f.read_text()
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;.jpg" in md
+    assert "[click]\\(javascript:alert(1)) \\*bold\\* \\`code\\` \\| pipe" in md
+    assert "](javascript" not in md  # no live link
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;.jpg" in html
+
+
+def test_report_format_follows_the_suffix(runs, tmp_path):
+    from oneclass.report import report_format, write_reports
+
+    html = tmp_path / "keep.html"
+    html.write_text("<p>an HTML report</p>")
+    [md] = write_reports(runs["b"], tmp_path / "x.md")
+    assert md.read_text().startswith("# Benchmark report")
+    assert html.read_text() == "<p>an HTML report</p>"  # a Markdown report never touches it
+    assert not (tmp_path / "x.html").exists()
+    with pytest.raises(ValueError, match="needs an .html name"):
+        write_report(runs["b"], tmp_path / "y.md")
+    with pytest.raises(ValueError, match="needs an .md name"):
+        write_report(runs["b"], tmp_path / "y.html", tmp_path / "y.htm")
+    with pytest.raises(ValueError, match="report file ends in"):
+        report_format(tmp_path / "y.txt")
+    assert not list(tmp_path.glob("y.*"))
+
+
+def test_a_setting_no_protocol_declares_is_still_reported(tmp_path):
+    run = make_run(
+        tmp_path / "new",
+        detectors=("knn:k=1",),
+        seeds=(0,),
+        curves=False,
+        failures=False,
+        audit=False,
+    )
+    rd = RunDir(run)
+    for c in rd.cells():
+        rows = [{**r, "setting": "brand-new", "setting_value": "v1"} for r in c["rows"]]
+        cid = c["id"] + "-new"
+        rd.finish_cell(cid, [{**r, "cell": cid} for r in rows], rd.scores(c["id"]))
+    rd.consolidate()
+    html = write_report(run, tmp_path / "n.html").read_text()
+    assert "Setting brand-new" in html and "Ranking, niccage (brand-new)" in html
+
+
+def test_patch_cells_draw_anomaly_maps_over_their_thumbnails(tmp_path):
+    """A cell that kept per-patch scores (as a patch embedder's job does) gets heat maps over
+    the gallery thumbnails of those images; the others stay plain photos."""
+    run = make_run(
+        tmp_path / "maps",
+        detectors=("knn:k=1",),
+        seeds=(0,),
+        curves=False,
+        failures=False,
+        audit=False,
+    )
+    rd = RunDir(run)
+    best = expected(run).iloc[0]  # the configuration the galleries show
+    cid = cell_id("niccage", best["embedder"], best["detector"], 0, "main", "")
+    scores = rd.scores(cid)
+    top_neg = scores[scores["label"] == 0].sort_values("score").index[-1]
+    grid = np.zeros((4, 4), np.float32)
+    grid[0, 0] = -5.0  # one patch far out of class: the heat sits in the top-left corner
+    np.savez(rd.path / "maps.npz", **{f"map{top_neg}": grid})
+    (rd.path / "maps").mkdir()
+    (rd.path / "maps.npz").rename(rd.path / "maps" / f"{cid}.npz")
+    html = write_report(run, tmp_path / "m.html", gallery_k=2).read_text()
+    assert "anomaly map" in html
+    [first, *_] = data_images(html, "image/jpeg")  # the first false positive: top_neg
+    img, _ = G.read_image(scores.loc[top_neg, "uri"])
+    plain = np.asarray(Image.open(io.BytesIO(G.thumbnail(img))).convert("RGB"), float)
+    shown = np.asarray(Image.open(io.BytesIO(first)).convert("RGB"), float)
+    h, w = plain.shape[0] // 4, plain.shape[1] // 4
+    corner = np.abs(shown[:h, :w] - plain[:h, :w]).mean()
+    far = np.abs(shown[-h:, -w:] - plain[-h:, -w:]).mean()
+    assert corner > 20 and corner > far  # a heat map, hottest where the patch scored lowest

@@ -33,10 +33,15 @@ def png(color=(10, 20, 30), size=(6, 4)) -> bytes:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    for rel, data in {"cats/a.jpg": png((255, 0, 0)), "cats/b.PNG": png((0, 255, 0)),
-                      "dogs/deep/c.jpg": png((0, 0, 255)), "top.png": png(),
-                      ".hidden.jpg": png(), "cats/notes.txt": b"hello",
-                      ".git/x.jpg": png()}.items():
+    for rel, data in {
+        "cats/a.jpg": png((255, 0, 0)),
+        "cats/b.PNG": png((0, 255, 0)),
+        "dogs/deep/c.jpg": png((0, 0, 255)),
+        "top.png": png(),
+        ".hidden.jpg": png(),
+        "cats/notes.txt": b"hello",
+        ".git/x.jpg": png(),
+    }.items():
         path = tmp_path / "root" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -96,13 +101,18 @@ def test_list_source_crlf_blank_relative_and_urls(tmp_path):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "a.png").write_bytes(png())
     listing = tmp_path / "list.csv"
-    listing.write_bytes(b"imgs/a.png\r\n\r\nhttps://example.org/x.jpg\r\n"
-                        b"https://example.org/x.jpg\r\n  \r\n# comment\r\n"
-                        b"https://example.org/y.jpg,saint\r\n")
+    listing.write_bytes(
+        b"imgs/a.png\r\n\r\nhttps://example.org/x.jpg\r\n"
+        b"https://example.org/x.jpg\r\n  \r\n# comment\r\n"
+        b"https://example.org/y.jpg,saint\r\n"
+    )
     src = ListSource(listing, label="george")
     items = src.items()
-    assert [it.id for it in items] == ["imgs/a.png", "https://example.org/x.jpg",
-                                       "https://example.org/y.jpg"]
+    assert [it.id for it in items] == [
+        "imgs/a.png",
+        "https://example.org/x.jpg",
+        "https://example.org/y.jpg",
+    ]
     assert items[0].uri == str((tmp_path / "imgs" / "a.png").resolve())
     assert items[0].read_bytes() == png()
     assert items[1].uri == "https://example.org/x.jpg"
@@ -151,6 +161,7 @@ def test_iter_images_stops_early(tree):
 
 
 # --- the shared data ------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def root() -> Path:

@@ -42,9 +42,9 @@ def test_groups_single_linkage_and_order():
     base = rng.integers(0, 2, (3, 64)).astype(bool)
     a = base[0]
     b = a.copy()
-    b[:3] ^= True          # d(a, b) = 3
+    b[:3] ^= True  # d(a, b) = 3
     c = b.copy()
-    c[3:6] ^= True         # d(b, c) = 3, d(a, c) = 6
+    c[3:6] ^= True  # d(b, c) = 3, d(a, c) = 6
     h = np.packbits(np.stack([base[1], a, base[2], c, b]), axis=1)
     groups = near_duplicate_groups(h, max_distance=3)
     assert groups.tolist() == [0, 1, 2, 1, 1]  # a-b-c chained; labels by first appearance
@@ -57,8 +57,8 @@ def test_groups_single_linkage_and_order():
 def test_groups_vectorised_on_many_hashes():
     rng = np.random.default_rng(1)
     h = rng.integers(0, 2, (6000, 256)).astype(bool)
-    h[5000:5100] = h[:100]                              # 100 planted near-copies ...
-    h[5000:5100, :5] ^= True                            # ... at distance 5
+    h[5000:5100] = h[:100]  # 100 planted near-copies ...
+    h[5000:5100, :5] ^= True  # ... at distance 5
     groups = near_duplicate_groups(np.packbits(h, axis=1), max_distance=10)
     assert len(np.unique(groups)) == 5900
     assert (groups[:100] == groups[5000:5100]).all()
@@ -73,7 +73,7 @@ def test_image_hash_methods():
 
 
 def test_group_split_never_splits_a_group():
-    groups = np.repeat(np.arange(40), np.arange(1, 41) % 7 + 1)   # sizes 1..7
+    groups = np.repeat(np.arange(40), np.arange(1, 41) % 7 + 1)  # sizes 1..7
     n = len(groups)
     for seed in range(5):
         tr, te = group_split(n, groups, test_size=0.3, seed=seed)
@@ -102,18 +102,22 @@ def test_group_split_bad_input():
 
 def test_leakage_audit_on_images():
     rng = np.random.default_rng(3)
-    images = [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
-              .resize((128, 128), Image.Resampling.BICUBIC) for _ in range(4)]
+    images = [
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).resize(
+            (128, 128), Image.Resampling.BICUBIC
+        )
+        for _ in range(4)
+    ]
     near_copy = ImageEnhance.Brightness(images[2].resize((100, 100))).enhance(1.1)
     audit = leakage_audit(images[:3], [images[3], near_copy])
-    assert list(audit.columns) == ["train_index", "test_index", "train_id", "test_id",
-                                   "distance"]
+    assert list(audit.columns) == ["train_index", "test_index", "train_id", "test_id", "distance"]
     assert audit[["train_index", "test_index"]].values.tolist() == [[2, 1]]
     assert audit["distance"].iloc[0] <= 40
     assert leakage_audit(images[:2], images[3:]).empty
 
 
 # --- the real Nic Cage crops ------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cage():

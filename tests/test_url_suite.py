@@ -52,11 +52,13 @@ def test_url_suite_downloads_caches_and_scores(tmp_path, server, monkeypatch):
     base, pos, neg = server
     monkeypatch.setenv("ONECLASS_CACHE", str(tmp_path / "cache"))
     (tmp_path / "pos.csv").write_text("".join(f"{base}/{n}\r\n" for n in pos))
-    (tmp_path / "neg.csv").write_text("".join(f"{base}/{n}\r\n" for n in neg)
-                                      + f"{base}/missing.jpg\r\n{base}/page.jpg\r\n")
+    (tmp_path / "neg.csv").write_text(
+        "".join(f"{base}/{n}\r\n" for n in neg) + f"{base}/missing.jpg\r\n{base}/page.jpg\r\n"
+    )
     suite = tmp_path / "george-local.yaml"
-    suite.write_text(SUITE.replace("POS", str(tmp_path / "pos.csv"))
-                     .replace("NEG", str(tmp_path / "neg.csv")))
+    suite.write_text(
+        SUITE.replace("POS", str(tmp_path / "pos.csv")).replace("NEG", str(tmp_path / "neg.csv"))
+    )
     run = tmp_path / "run"
     assert main(["-q", "benchmark", str(suite), "--out", str(run), "--no-report"]) == 0
     res = pd.read_csv(run / "results.csv")
@@ -76,8 +78,9 @@ def test_url_suite_stops_at_once_without_network(tmp_path, monkeypatch, capsys):
     # a port on loopback where nothing listens: the connection is refused at once
     (tmp_path / "pos.csv").write_text("http://127.0.0.1:9/a.jpg\r\nhttp://127.0.0.1:9/b.jpg\r\n")
     suite = tmp_path / "s.yaml"
-    suite.write_text(SUITE.replace("POS", str(tmp_path / "pos.csv"))
-                     .replace("NEG", str(tmp_path / "pos.csv")))
+    suite.write_text(
+        SUITE.replace("POS", str(tmp_path / "pos.csv")).replace("NEG", str(tmp_path / "pos.csv"))
+    )
     assert main(["-q", "benchmark", str(suite), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "needs internet: 2 of 2 images are not in the download cache" in err

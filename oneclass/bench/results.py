@@ -2,26 +2,37 @@
 
 A run folder::
 
-    run.json         config (the suite), versions, seeds, hardware, git revision, start/end, timings
+    run.json         config (the suite), versions, seeds, hardware, git revision, start/end,
+                     timings, and the protocol settings (with fingerprints) a resume must share
     results.csv      one row per cell x negative family (RESULT_COLUMNS)
-    cells/<id>.json  one file per finished cell (its rows, or its error): what makes a run resumable
+    cells/<id>.json  one file per finished cell (its rows, or its error, and the fingerprint of the
+                     protocol settings it ran under): what makes a run resumable
     scores/<id>.csv  per test image of a cell (SCORE_COLUMNS): ROC curves, histograms, galleries
+    maps/<id>.npz    patch embedders: per-patch scores of the images a gallery may show
     failures.csv     images that could not be used (FAILURE_COLUMNS): never silently dropped
     audit.csv        leakage audit: near-duplicate pairs across train and test (AUDIT_COLUMNS)
+
+Every file is written to a temporary name and renamed (:mod:`oneclass.outputs`), and CSV cells
+that a spreadsheet would run as a formula (``= + - @``) are neutralised. A cell file that cannot be
+read (a crash mid-write on a file system without atomic rename, an edit) is named and its cell is
+run again; it never stops a resume.
 
 A *cell* is one (suite, embedder, detector, seed, setting, setting_value). ``setting`` names the
 protocol variant: ``"main"``; ``"fewshot"`` (value = number of training positives);
 ``"label-efficiency"`` (value = number of labelled negatives added); ``"per-target"`` (value = the
 class or person that is the positive class, e.g. a CIFAR-10 class or an LFW person); ``"wild"``
-(value = the test condition). ``family`` is ``"all"`` for all test negatives together, or one
-negative family (``"trump"``, ``"lfw"``, ...). Scores follow the one convention of oneclass:
-higher = more in-class; ``label`` 1 = in-class.
+(value = the test condition). ``target`` is the positive class where a suite has several (every
+setting of a one-vs-rest suite), else empty. ``family`` is ``"all"`` for all test negatives
+together, or one negative family (``"trump"``, ``"lfw"``, ...). Scores follow the one convention
+of oneclass: higher = more in-class; ``label`` 1 = in-class.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -29,11 +40,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oneclass.outputs import atomic_write_bytes, atomic_write_text, write_csv_atomic
+
+log = logging.getLogger(__name__)
+
 RESULT_COLUMNS = [
-    "cell", "suite", "embedder", "detector", "seed", "setting", "setting_value", "family",
-    "auc", "auc_lo", "auc_hi", "ap", "tpr_at_fpr1", "tpr_at_fpr5", "fpr_at_tpr95",
-    "n_pos", "n_neg", "n_train", "n_train_neg", "fit_s", "score_s", "embed_s",
-    "n_failures", "n_no_face", "split", "status", "error",
+    "cell",
+    "suite",
+    "embedder",
+    "detector",
+    "seed",
+    "setting",
+    "setting_value",
+    "target",
+    "family",
+    "auc",
+    "auc_lo",
+    "auc_hi",
+    "ap",
+    "tpr_at_fpr1",
+    "tpr_at_fpr5",
+    "fpr_at_tpr95",
+    "n_pos",
+    "n_neg",
+    "n_train",
+    "n_train_neg",
+    "fit_s",
+    "score_s",
+    "embed_s",
+    "n_failures",
+    "n_no_face",
+    "split",
+    "status",
+    "error",
 ]
 SCORE_COLUMNS = ["item_id", "uri", "label", "family", "score", "n_faces", "status"]
 FAILURE_COLUMNS = ["suite", "embedder", "item_id", "uri", "stage", "reason"]
@@ -49,12 +88,23 @@ def comparable_scores(scores: np.ndarray) -> np.ndarray:
     return np.where(np.isneginf(scores), low, scores)
 
 
-def cell_id(suite: str, embedder: str, detector: str, seed: int, setting: str,
-            setting_value: Any) -> str:
-    """A readable, file-safe, unique id of a cell."""
+def cell_id(
+    suite: str,
+    embedder: str,
+    detector: str,
+    seed: int,
+    setting: str,
+    setting_value: Any,
+    target: str = "",
+) -> str:
+    """Returns a readable, file-safe, unique id of a cell (the same as before ``target``
+    existed when it is empty)."""
     key = f"{suite}|{embedder}|{detector}|{seed}|{setting}|{setting_value}"
-    slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{suite}_{embedder}_{detector}_s{seed}_{setting}"
-                  f"_{setting_value}")[:120]
+    name = f"{suite}_{embedder}_{detector}_s{seed}_{setting}_{setting_value}"
+    if target:
+        key += f"|{target}"
+        name += f"_{target}"
+    slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", name)[:120]
     return f"{slug}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
@@ -63,73 +113,118 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        #: cell files found unreadable by the last :meth:`cells` call: ``(path, reason)``
+        self.corrupt: list[tuple[Path, str]] = []
 
     # -- writing --------------------------------------------------------------------------------
     def create(self) -> RunDir:
+        """Returns this run folder, with its ``cells/`` and ``scores/`` made."""
         for sub in ("cells", "scores"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         return self
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
-        tmp = self.path / f".{name}.tmp"
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        tmp.replace(self.path / name)
+        """Write ``name`` (JSON) atomically."""
+        atomic_write_text(self.path / name, json.dumps(data, indent=2, default=str))
 
-    def finish_cell(self, cid: str, rows: list[dict[str, Any]],
-                    scores: pd.DataFrame | None) -> None:
-        """Record a finished (or failed) cell: its scores first, then its marker file."""
+    def finish_cell(
+        self,
+        cid: str,
+        rows: list[dict[str, Any]],
+        scores: pd.DataFrame | None,
+        *,
+        fingerprint: str = "",
+        maps: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Record a finished (or failed) cell: its scores and maps first, then its marker."""
         if scores is not None:
-            scores.reindex(columns=SCORE_COLUMNS).to_csv(self.path / "scores" / f"{cid}.csv",
-                                                         index=False)
-        tmp = self.path / "cells" / f".{cid}.tmp"
-        tmp.write_text(json.dumps({"id": cid, "rows": rows}, default=str))
-        tmp.replace(self.path / "cells" / f"{cid}.json")
+            write_csv_atomic(
+                scores.reindex(columns=SCORE_COLUMNS), self.path / "scores" / f"{cid}.csv"
+            )
+        if maps:
+            buf = io.BytesIO()
+            np.savez(buf, **maps)  # type: ignore[arg-type]
+            atomic_write_bytes(self.path / "maps" / f"{cid}.npz", buf.getvalue())
+        cell = {"id": cid, "fingerprint": fingerprint, "rows": rows}
+        atomic_write_text(self.path / "cells" / f"{cid}.json", json.dumps(cell, default=str))
+
+    def write_table(self, name: str, df: pd.DataFrame, columns: list[str]) -> None:
+        """Write ``name`` (CSV) atomically, formula-like cells neutralised."""
+        write_csv_atomic(df.reindex(columns=columns), self.path / name)
 
     def append_csv(self, name: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+        """Add ``rows`` to the CSV ``name`` (rewritten atomically)."""
         if not rows:
             return
-        f = self.path / name
-        pd.DataFrame(rows).reindex(columns=columns).to_csv(f, mode="a", header=not f.exists(),
-                                                           index=False)
+        old = self.table(name, columns)
+        new = pd.DataFrame(rows).reindex(columns=columns)
+        self.write_table(name, pd.concat([old, new]) if len(old) else new, columns)
 
     def consolidate(self) -> pd.DataFrame:
-        """Rebuild ``results.csv`` from the finished cells (the cells are the source of truth)."""
+        """Rebuild ``results.csv`` from the finished cells (the cells are the source of truth).
+
+        Returns:
+            The results table.
+        """
         rows = [r for c in self.cells() for r in c["rows"]]
         df = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
-        df.to_csv(self.path / "results.csv", index=False)
+        self.write_table("results.csv", df, RESULT_COLUMNS)
         return df
 
     # -- reading --------------------------------------------------------------------------------
     def cells(self) -> list[dict[str, Any]]:
-        out = []
+        """Returns the readable cell files; unreadable ones are listed in :attr:`corrupt` (and
+        logged with their path), never fatal."""
+        out, self.corrupt = [], []
         for f in sorted((self.path / "cells").glob("*.json")):
-            out.append(json.loads(f.read_text()))
+            try:
+                cell = json.loads(f.read_text(encoding="utf-8"))
+                if not isinstance(cell, dict) or not isinstance(cell.get("rows"), list):
+                    raise ValueError("not a cell record (no list of rows)")
+                if cell.get("id") != f.stem:
+                    raise ValueError(f"its id {cell.get('id')!r} is not its file name")
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                log.warning("%s: unreadable cell file (%s); its cell will be run again", f, reason)
+                self.corrupt.append((f, reason))
+                continue
+            out.append(cell)
         return out
 
-    def done(self) -> set[str]:
-        """Cells finished without error (failed cells are tried again on resume)."""
-        return {c["id"] for c in self.cells()
-                if not any(r.get("status") == "failed" for r in c["rows"])}
+    def done(self) -> dict[str, str]:
+        """Returns the cells finished without error, with the fingerprint each ran under
+        (failed cells are tried again on resume)."""
+        return {
+            c["id"]: str(c.get("fingerprint", ""))
+            for c in self.cells()
+            if not any(r.get("status") == "failed" for r in c["rows"])
+        }
 
     def run_info(self) -> dict[str, Any]:
+        """Returns run.json (``{}`` before the first session)."""
         f = self.path / "run.json"
         return json.loads(f.read_text()) if f.exists() else {}
 
     def results(self) -> pd.DataFrame:
+        """Returns results.csv (rebuilt from the cells when absent)."""
         f = self.path / "results.csv"
         if not f.exists():
             return self.consolidate()
         return pd.read_csv(f, keep_default_na=False, na_values=[""])
 
     def scores(self, cid: str) -> pd.DataFrame:
+        """Returns the per-image scores of a cell."""
         return pd.read_csv(self.path / "scores" / f"{cid}.csv")
 
     def table(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Returns the CSV ``name``, or an empty table with ``columns``."""
         f = self.path / name
         return pd.read_csv(f) if f.exists() else pd.DataFrame(columns=columns)
 
     def failures(self) -> pd.DataFrame:
+        """Returns failures.csv."""
         return self.table("failures.csv", FAILURE_COLUMNS)
 
     def audit(self) -> pd.DataFrame:
+        """Returns audit.csv."""
         return self.table("audit.csv", AUDIT_COLUMNS)

@@ -36,16 +36,26 @@ def _load(item: ImageItem) -> Image.Image:
     return decode_image(item.read_bytes(), item.uri)
 
 
-def _paste(bg: Image.Image, face: Image.Image, size: int, rng: np.random.Generator,
-           x_range: tuple[int, int]) -> None:
+def _paste(
+    bg: Image.Image,
+    face: Image.Image,
+    size: int,
+    rng: np.random.Generator,
+    x_range: tuple[int, int],
+) -> None:
     f = face.resize((size, size), Image.Resampling.BICUBIC)
     x = int(rng.integers(x_range[0], max(x_range[0] + 1, x_range[1] - size)))
     y = int(rng.integers(0, max(1, bg.height - size)))
     bg.paste(f, (x, y), _mask(size))
 
 
-def compose(kind: str, face: Image.Image, other: Image.Image | None, background: Image.Image,
-            rng: np.random.Generator) -> Image.Image:
+def compose(
+    kind: str,
+    face: Image.Image,
+    other: Image.Image | None,
+    background: Image.Image,
+    rng: np.random.Generator,
+) -> Image.Image:
     """One composite of ``kind`` on ``background`` (resized to a 640x480 frame)."""
     bg = background.convert("RGB").resize(FRAME, Image.Resampling.BICUBIC)
     w = bg.width
@@ -64,9 +74,14 @@ def compose(kind: str, face: Image.Image, other: Image.Image | None, background:
     return bg
 
 
-def build_wild_set(positives: list[ImageItem], others: list[ImageItem],
-                   backgrounds: list[ImageItem], out_dir: str | Path, seed: int,
-                   per_kind: int = 40) -> list[ImageItem]:
+def build_wild_set(
+    positives: list[ImageItem],
+    others: list[ImageItem],
+    backgrounds: list[ImageItem],
+    out_dir: str | Path,
+    seed: int,
+    per_kind: int = 40,
+) -> list[ImageItem]:
     """Composite positives (label "positive"), ``wild-actors`` and ``natural`` negatives."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,8 +97,9 @@ def build_wild_set(positives: list[ImageItem], others: list[ImageItem],
         for kind in KINDS:
             for k in range(per_kind):
                 face, other, bg = pick(faces), pick(others), pick(backgrounds)
-                key = hashlib.sha1(f"{seed}|{family}|{kind}|{k}|{face.uri}|{other.uri}|"
-                                   f"{bg.uri}".encode()).hexdigest()[:16]
+                key = hashlib.sha1(
+                    f"{seed}|{family}|{kind}|{k}|{face.uri}|{other.uri}|{bg.uri}".encode()
+                ).hexdigest()[:16]
                 path = out_dir / f"{family}-{kind}-{key}.jpg"
                 sub = np.random.default_rng(int(key, 16) % 2**32)
                 if not path.exists():
@@ -93,9 +109,19 @@ def build_wild_set(positives: list[ImageItem], others: list[ImageItem],
                     tmp = path.with_suffix(".tmp")
                     tmp.write_bytes(buf.getvalue())
                     tmp.replace(path)
-                items.append(ImageItem(id=f"wild/{path.name}", uri=str(path),
-                                       label=kind, group=face.id, family=family))
+                items.append(
+                    ImageItem(
+                        id=f"wild/{path.name}",
+                        uri=str(path),
+                        label=kind,
+                        group=face.id,
+                        family=family,
+                    )
+                )
     for bg in backgrounds:
-        items.append(ImageItem(id=f"natural/{bg.id}", uri=bg.uri, label="natural",
-                               group=bg.id, family="natural"))
+        items.append(
+            ImageItem(
+                id=f"natural/{bg.id}", uri=bg.uri, label="natural", group=bg.id, family="natural"
+            )
+        )
     return items

@@ -21,10 +21,29 @@ GROUPS = ("CV_by_ResNet18", "Classical")
 
 #: the 18 image sets of ``CV_by_ResNet18`` (3 CIFAR-10 classes, 15 MVTec-AD categories)
 CV_SETS = (
-    "CIFAR10_0", "CIFAR10_4", "CIFAR10_6",
-    *(f"MVTec-AD_{c}" for c in (
-        "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
-        "screw", "tile", "toothbrush", "transistor", "wood", "zipper")),
+    "CIFAR10_0",
+    "CIFAR10_4",
+    "CIFAR10_6",
+    *(
+        f"MVTec-AD_{c}"
+        for c in (
+            "bottle",
+            "cable",
+            "capsule",
+            "carpet",
+            "grid",
+            "hazelnut",
+            "leather",
+            "metal_nut",
+            "pill",
+            "screw",
+            "tile",
+            "toothbrush",
+            "transistor",
+            "wood",
+            "zipper",
+        )
+    ),
 )
 
 
@@ -61,8 +80,9 @@ def _find(name: str, root: str | Path | None) -> Path:
         return Path(name)
     base = adbench_dir(root)
     stem = name.removesuffix(".npz")
-    candidates = [base / f"{stem}.npz"] if "/" in stem else [base / g / f"{stem}.npz"
-                                                              for g in GROUPS]
+    candidates = (
+        [base / f"{stem}.npz"] if "/" in stem else [base / g / f"{stem}.npz" for g in GROUPS]
+    )
     for path in candidates:
         if path.is_file():
             return path

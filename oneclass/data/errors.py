@@ -21,3 +21,11 @@ class DecodeError(ImageLoadError):
 
 class OfflineError(RuntimeError):
     """A download was needed while offline (``ONECLASS_OFFLINE=1`` or ``offline=True``)."""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data root, or a data set's files, could not be found."""
+
+
+class ManifestError(ValueError):
+    """A dataset manifest that is missing or malformed."""

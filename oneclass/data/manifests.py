@@ -1,4 +1,4 @@
-"""Dataset manifests: ``datasets/<name>.yaml`` says where a data set lives under the data root,
+"""Dataset manifests: ``<name>.yaml`` says where a data set lives under the data root,
 its layout, counts, licence, public source and checksums.
 
 Manifest fields (paths are relative to the data root)::
@@ -6,21 +6,24 @@ Manifest fields (paths are relative to the data root)::
     name, description, role, family (default: name), licence, source {repository, commit, path,
     url}, downloads [{url, sha256, md5, note}] (upstream archives, for provenance)
     layout: folder | zip | url-list | arrays
-    path: main file or folder;   prefix: zip member prefix;   groups: CSV of near-dup groups
+    path: main file or folder;   prefix: zip member prefix
+    groups: CSV of near-duplicate groups (columns ``filename,group[,exact_dup_of]``, or the
+        columns named by ``groups_columns: {file: COL, group: COL}``)
+    group_blocks: N: also group files by blocks of N consecutive numbers in their names
+        (``005.jpg`` and ``007.jpg`` share block 0 for N = 8); files linked by either rule share
+        one group
     label: "folder" (the folder holding each image) | a constant | null
     count, n_labels, per_label: what verify() checks;   checksums: {relative path: sha256}
     subsets: {name: fields overriding the above}
 
 The data root is ``$ONECLASS_DATA``, else ``data_root:`` in ``./oneclass.yaml``, else a
 ``shared/data`` folder found walking up from the working directory or from this package's
-checkout. Manifests are read from ``$ONECLASS_DATASETS`` (folders separated by ``os.pathsep``)
-and the checkout's ``datasets/`` folder.
+checkout. Manifests are read from the folders of ``$ONECLASS_DATASETS`` (first match wins) and
+then from the package (``oneclass/data/datasets/``, shipped as package data).
 """
 
 from __future__ import annotations
 
-import csv
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -28,26 +31,33 @@ from typing import Any
 
 import yaml
 
-from oneclass.data.sources import FolderSource, ImageItem, ListSource, ZipSource
-from oneclass.persist import _sha256
+from oneclass.config import DATA_ENV, settings
+from oneclass.data.errors import DataNotFoundError, ManifestError
+from oneclass.data.groups import grouped_items
+from oneclass.data.hashing import sha256_file
+from oneclass.data.items import ImageItem
+from oneclass.data.listing import FolderSource, ListSource, ZipSource
 
-__all__ = ["DataNotFoundError", "ManifestError", "available_datasets", "data_root",
-           "dataset_items", "fetch", "load_manifest", "manifest_dirs", "verify"]
+__all__ = [
+    "DataNotFoundError",
+    "ManifestError",
+    "PACKAGE_MANIFESTS",
+    "available_datasets",
+    "data_root",
+    "dataset_items",
+    "fetch",
+    "fetch_all",
+    "load_manifest",
+    "manifest_dirs",
+    "verify",
+]
 
-DATA_ENV = "ONECLASS_DATA"
-DATASETS_ENV = "ONECLASS_DATASETS"
 CONFIG_FILE = "oneclass.yaml"
 LAYOUTS = ("folder", "zip", "url-list", "arrays")
+#: the manifests shipped inside the package
+PACKAGE_MANIFESTS = Path(__file__).resolve().parent / "datasets"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SUBSET_ONLY = ("subsets",)
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The data root, or a data set's files, could not be found."""
-
-
-class ManifestError(ValueError):
-    """A manifest that is missing or malformed."""
 
 
 def _repo_root() -> Path:
@@ -61,13 +71,15 @@ def _resolve(value: str | Path, base: Path) -> Path:
 
 def data_root() -> Path:
     """The folder that holds the data sets (see the module docstring for the search order)."""
-    env = os.environ.get(DATA_ENV)
+    env = settings().data_root
     if env:
         for base in (Path.cwd(), _repo_root()):
             if _resolve(env, base).is_dir():
                 return _resolve(env, base)
-        raise DataNotFoundError(f"{DATA_ENV}={env}: no such folder (relative values are taken "
-                                f"from the working directory or {_repo_root()})")
+        raise DataNotFoundError(
+            f"{DATA_ENV}={env}: no such folder (relative values are taken "
+            f"from the working directory or {_repo_root()})"
+        )
     config = Path.cwd() / CONFIG_FILE
     if config.is_file():
         try:
@@ -83,14 +95,16 @@ def data_root() -> Path:
         for folder in (start, *start.parents):
             if (folder / "shared" / "data").is_dir():
                 return folder / "shared" / "data"
-    raise DataNotFoundError(f"no data root found: set {DATA_ENV}=/path/to/data, or data_root: in "
-                            f"./{CONFIG_FILE}, or put shared/data beside the checkout")
+    raise DataNotFoundError(
+        f"no data root found: set {DATA_ENV}=/path/to/data, or data_root: in "
+        f"./{CONFIG_FILE}, or put shared/data beside the checkout"
+    )
 
 
 def manifest_dirs() -> list[Path]:
-    """Folders searched for ``<name>.yaml``, first match wins."""
-    dirs = [Path(p).expanduser() for p in os.environ.get(DATASETS_ENV, "").split(os.pathsep) if p]
-    return [*dirs, _repo_root() / "datasets"]
+    """Returns the folders searched for ``<name>.yaml``, first match wins: those of
+    ``ONECLASS_DATASETS``, then the package's own."""
+    return [*settings().dataset_dirs, PACKAGE_MANIFESTS]
 
 
 def available_datasets() -> list[str]:
@@ -104,15 +118,18 @@ def _manifest_file(name: str) -> Path:
     for d in manifest_dirs():
         if (d / f"{name}.yaml").is_file():
             return d / f"{name}.yaml"
-    raise ManifestError(f"unknown dataset {name!r}; available: "
-                        f"{', '.join(available_datasets()) or 'none'} (manifests are read from "
-                        f"{', '.join(map(str, manifest_dirs()))})")
+    raise ManifestError(
+        f"unknown dataset {name!r}; available: "
+        f"{', '.join(available_datasets()) or 'none'} (manifests are read from "
+        f"{', '.join(map(str, manifest_dirs()))})"
+    )
 
 
 def _check_entry(entry: dict[str, Any], where: str) -> None:
     if entry.get("layout") not in LAYOUTS:
-        raise ManifestError(f"{where}: layout must be one of {', '.join(LAYOUTS)}, "
-                            f"got {entry.get('layout')!r}")
+        raise ManifestError(
+            f"{where}: layout must be one of {', '.join(LAYOUTS)}, got {entry.get('layout')!r}"
+        )
     if not isinstance(entry.get("path"), str) or not entry["path"]:
         raise ManifestError(f"{where}: 'path' (relative to the data root) is required")
     if Path(entry["path"]).is_absolute() or ".." in Path(entry["path"]).parts:
@@ -148,33 +165,20 @@ def _entries(manifest: dict[str, Any], subset: str | None) -> list[tuple[str | N
     if subset is None:
         return [(k, {**base, **(v or {})}) for k, v in subsets.items()] or [(None, base)]
     if subset not in subsets:
-        raise ManifestError(f"dataset {manifest['name']!r} has no subset {subset!r}; subsets: "
-                            f"{', '.join(subsets) or 'none'}")
+        raise ManifestError(
+            f"dataset {manifest['name']!r} has no subset {subset!r}; subsets: "
+            f"{', '.join(subsets) or 'none'}"
+        )
     return [(subset, {**base, **(subsets[subset] or {})})]
-
-
-def _read_groups(path: Path) -> dict[str, str]:
-    """filename -> group from a groups CSV (``filename,group,exact_dup_of``); a byte-identical
-    copy takes its original's group."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"filename", "group"} <= set(rows[0]):
-        raise ManifestError(f"{path}: expected columns filename,group[,exact_dup_of]")
-    groups = {r["filename"]: str(r["group"]).strip() for r in rows}
-    for r in rows:
-        original = (r.get("exact_dup_of") or "").strip()
-        if original:
-            if original not in groups:
-                raise ManifestError(f"{path}: {r['filename']} is a copy of unknown {original}")
-            groups[r["filename"]] = groups[original]
-    return groups
 
 
 def _entry_items(name: str, entry: dict[str, Any], root: Path, family: str) -> list[ImageItem]:
     layout, path = entry["layout"], root / entry["path"]
     if layout == "arrays":
-        raise ManifestError(f"dataset {name!r} holds feature arrays, not images: load them with "
-                            "oneclass.data.adbench")
+        raise ManifestError(
+            f"dataset {name!r} holds feature arrays, not images: load them with "
+            "oneclass.data.adbench"
+        )
     if not path.exists():
         raise DataNotFoundError(f"dataset {name!r}: {path} not found under the data root {root}")
     label = entry.get("label")
@@ -186,20 +190,16 @@ def _entry_items(name: str, entry: dict[str, Any], root: Path, family: str) -> l
         items = ListSource(path, family=family).items()
     if label != "folder":
         items = [ImageItem(it.id, it.uri, label, it.group, it.family) for it in items]
-    if entry.get("groups"):
-        groups = _read_groups(root / entry["groups"])
-        items = [ImageItem(it.id, it.uri, it.label,
-                           _group_of(groups, it.id, name), it.family) for it in items]
-    return items
+    return grouped_items(name, entry, root, items)
 
 
-def _group_of(groups: dict[str, str], item_id: str, name: str) -> str | None:
-    group = groups.get(item_id, groups.get(Path(item_id).name))
-    return None if group is None else f"{name}:{group}"
-
-
-def dataset_items(name: str, subset: str | None = None, *, family: str | None = None,
-                  root: str | Path | None = None) -> list[ImageItem]:
+def dataset_items(
+    name: str,
+    subset: str | None = None,
+    *,
+    family: str | None = None,
+    root: str | Path | None = None,
+) -> list[ImageItem]:
     """The images of a data set (all subsets unless one is named), with labels, groups
     (``"<name>:<group>"``) and family (the manifest's ``family``, default the data set name)."""
     manifest = load_manifest(name)
@@ -211,8 +211,14 @@ def dataset_items(name: str, subset: str | None = None, *, family: str | None = 
     return items
 
 
-def _verify_entry(name: str, sub: str | None, entry: dict[str, Any], root: Path,
-                  problems: list[str], checked: list[str]) -> None:
+def _verify_entry(
+    name: str,
+    sub: str | None,
+    entry: dict[str, Any],
+    root: Path,
+    problems: list[str],
+    checked: list[str],
+) -> None:
     where = f"{name}/{sub}" if sub else name
     path = root / entry["path"]
     if not path.exists():
@@ -232,8 +238,11 @@ def _verify_entry(name: str, sub: str | None, entry: dict[str, Any], root: Path,
             problems.append(f"{where}: {missing} images have no row in {entry['groups']}")
     if entry.get("count") is not None and n != entry["count"]:
         problems.append(f"{where}: {n} files, the manifest says {entry['count']}")
-    if labels is not None and entry.get("n_labels") is not None \
-            and len(labels) != entry["n_labels"]:
+    if (
+        labels is not None
+        and entry.get("n_labels") is not None
+        and len(labels) != entry["n_labels"]
+    ):
         problems.append(f"{where}: {len(labels)} labels, the manifest says {entry['n_labels']}")
     if labels is not None and entry.get("per_label") is not None:
         off = {k: v for k, v in labels.items() if v != entry["per_label"]}
@@ -242,8 +251,12 @@ def _verify_entry(name: str, sub: str | None, entry: dict[str, Any], root: Path,
     checked.append(f"{where}: {n} files")
 
 
-def verify(name: str, *, root: str | Path | None = None, checksums: bool = True,
-           ) -> dict[str, Any]:
+def verify(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    checksums: bool = True,
+) -> dict[str, Any]:
     """Check a data set against its manifest: files present, counts (and labels) as recorded,
     SHA-256 of the files listed under ``checksums``. Returns ``{name, ok, problems, checked,
     message}``; never raises for a problem with the data (only for a bad manifest)."""
@@ -261,27 +274,83 @@ def verify(name: str, *, root: str | Path | None = None, checksums: bool = True,
             path = root / rel
             if not path.is_file():
                 problems.append(f"{rel}: missing")
-            elif digest and _sha256(path) != digest:
+            elif digest and sha256_file(path) != digest:
                 problems.append(f"{rel}: SHA-256 differs from the manifest (changed or corrupt)")
             else:
                 checked.append(f"{rel}: sha256 ok")
     message = "; ".join(problems) if problems else ", ".join(checked)
-    return {"name": name, "ok": not problems, "problems": problems, "checked": checked,
-            "message": message}
+    return {
+        "name": name,
+        "ok": not problems,
+        "problems": problems,
+        "checked": checked,
+        "message": message,
+    }
 
 
-def fetch(name: str, subset: str | None = None, *, downloader=None, root: str | Path | None = None):
-    """Download the image URLs of a ``url-list`` data set into the download cache and return
-    the :class:`~oneclass.data.download.DownloadResult`. Offline (``ONECLASS_OFFLINE=1``), a
-    set that is not fully cached raises :class:`~oneclass.data.download.OfflineError` saying
-    how many images are missing."""
+def _has_urls(manifest: dict[str, Any], subset: str | None) -> bool:
+    return any(e["layout"] == "url-list" for _, e in _entries(manifest, subset))
+
+
+def fetch(
+    name: str, subset: str | None = None, *, downloader: Any = None, root: str | Path | None = None
+) -> Any:
+    """Download the image URLs of a ``url-list`` data set into the download cache.
+
+    Offline (``ONECLASS_OFFLINE=1``), a set that is not fully cached raises
+    :class:`~oneclass.data.errors.OfflineError` saying how many images are missing; without a
+    network, the downloader gives up after a few connection failures in a row (see
+    :class:`~oneclass.data.download.Downloader`) instead of trying every URL.
+
+    Returns:
+        The :class:`~oneclass.data.download.DownloadResult`.
+
+    Raises:
+        ManifestError: the set has no URLs (its files are local).
+    """
     from oneclass.data.download import Downloader
 
     manifest = load_manifest(name)
-    entries = _entries(manifest, subset)
-    if not any(e["layout"] == "url-list" for _, e in entries):
-        raise ManifestError(f"dataset {name!r} has no URLs to download: its files are read from "
-                            f"{manifest['path']} under the data root")
-    urls = [it.uri for it in dataset_items(name, subset, root=root)
-            if it.uri.lower().startswith(("http://", "https://"))]
+    if not _has_urls(manifest, subset):
+        raise ManifestError(
+            f"dataset {name!r} has no URLs to download: its files are read from "
+            f"{manifest['path']} under the data root"
+        )
+    urls = [
+        it.uri
+        for it in dataset_items(name, subset, root=root)
+        if it.uri.lower().startswith(("http://", "https://"))
+    ]
     return (downloader or Downloader()).fetch(urls)
+
+
+def fetch_all(
+    names: list[str] | None = None, *, downloader: Any = None, root: str | Path | None = None
+) -> list[tuple[str, bool, str]]:
+    """Fetch several data sets (default: every one that has a manifest), never stopping at one.
+
+    A set whose files are local is reported as such when no names were given (an explicitly
+    named one is a problem); a set that cannot be fetched (offline, data root missing) is a
+    problem row and the next set is tried. Offline, the first set that needs the network
+    fails fast and so do the rest.
+
+    Returns:
+        ``(name, ok, message)`` per set, in order.
+    """
+    from oneclass.data.errors import OfflineError
+
+    explicit = bool(names)
+    out: list[tuple[str, bool, str]] = []
+    for name in names or available_datasets():
+        try:
+            manifest = load_manifest(name)
+            if not _has_urls(manifest, None):
+                local = "nothing to download: its files are local (see `datasets verify`)"
+                out.append((name, not explicit, local))
+                continue
+            result = fetch(name, downloader=downloader, root=root)
+        except (ManifestError, DataNotFoundError, OfflineError) as exc:
+            out.append((name, False, str(exc)))
+            continue
+        out.append((name, bool(getattr(result, "ok", False)), str(result)))
+    return out

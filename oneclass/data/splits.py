@@ -11,13 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-__all__ = ["DEFAULT_MAX_DISTANCE", "group_split", "hamming_distances", "image_hash",
-           "leakage_audit", "near_duplicate_groups", "near_duplicate_pairs", "perceptual_hashes"]
+__all__ = [
+    "DEFAULT_MAX_DISTANCE",
+    "group_split",
+    "hamming_distances",
+    "image_hash",
+    "leakage_audit",
+    "near_duplicate_groups",
+    "near_duplicate_pairs",
+    "perceptual_hashes",
+]
 
 #: single-linkage threshold for the default 16x16 dhash (256 bits)
 DEFAULT_MAX_DISTANCE = 40
@@ -39,15 +48,25 @@ def image_hash(image: Image.Image, method: str = "dhash", hash_size: int = 16) -
         return _dhash(image, hash_size)
     import imagehash
 
-    funcs = {"phash": imagehash.phash, "ahash": imagehash.average_hash,
-             "whash": imagehash.whash, "dhash_lanczos": imagehash.dhash}
+    funcs: dict[str, Any] = {
+        "phash": imagehash.phash,
+        "ahash": imagehash.average_hash,
+        "whash": imagehash.whash,
+        "dhash_lanczos": imagehash.dhash,
+    }
     if method not in funcs:
         raise ValueError(f"unknown hash method {method!r}; use dhash, {', '.join(funcs)}")
-    return np.asarray(funcs[method](image, hash_size=hash_size).hash, dtype=bool).ravel()
+    return np.asarray(funcs[method](image, hash_size=hash_size).hash, dtype=np.bool_).ravel()
 
 
-def perceptual_hashes(images: Iterable, *, method: str = "dhash", hash_size: int = 16,
-                      progress: bool = False, workers: int = 4) -> np.ndarray:
+def perceptual_hashes(
+    images: Iterable,
+    *,
+    method: str = "dhash",
+    hash_size: int = 16,
+    progress: bool = False,
+    workers: int = 4,
+) -> np.ndarray:
     """Packed hashes ``(n, n_bits / 8)`` uint8 of PIL images, paths or ImageItems.
 
     Raises :class:`ImageLoadError` for the first image that cannot be read.
@@ -56,11 +75,13 @@ def perceptual_hashes(images: Iterable, *, method: str = "dhash", hash_size: int
     from oneclass.data.sources import Failure, iter_images
 
     images = list(images)
-    bits: list = [image_hash(im, method, hash_size) if isinstance(im, Image.Image) else None
-                  for im in images]
+    bits: list = [
+        image_hash(im, method, hash_size) if isinstance(im, Image.Image) else None for im in images
+    ]
     todo = [k for k, b in enumerate(bits) if b is None]
-    decoded = iter_images([images[k] for k in todo], progress=progress, workers=workers,
-                          desc="hash")
+    decoded = iter_images(
+        [images[k] for k in todo], progress=progress, workers=workers, desc="hash"
+    )
     for k, (item, result) in zip(todo, decoded, strict=True):
         if isinstance(result, Failure):
             raise ImageLoadError(item.uri, f"cannot hash image {k}: {result.reason}")
@@ -86,8 +107,9 @@ def _check_hashes(hashes) -> np.ndarray:
     if h.dtype == bool:  # unpacked bits
         h = np.packbits(h.reshape(len(h), -1), axis=1)
     if h.dtype != np.uint8:
-        raise ValueError(f"hashes must be packed uint8 (see perceptual_hashes) or bool bits, "
-                         f"got dtype {h.dtype}")
+        raise ValueError(
+            f"hashes must be packed uint8 (see perceptual_hashes) or bool bits, got dtype {h.dtype}"
+        )
     return h
 
 
@@ -114,15 +136,18 @@ def _popcount(words: np.ndarray) -> np.ndarray:
     return _BYTE_COUNTS[as_bytes].sum(axis=-1, dtype=np.uint16)
 
 
-def near_duplicate_pairs(a, b=None, max_distance: int = DEFAULT_MAX_DISTANCE,
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def near_duplicate_pairs(
+    a,
+    b=None,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs ``(i, j, distance)`` with distance <= ``max_distance``, computed block-wise;
     within one set (``b`` None) only ``i < j``."""
     wa = _check_hashes(a)
     wb = wa if b is None else _check_hashes(b)
     rows, cols, dists = [], [], []
     for start in range(0, len(wa), _BLOCK):
-        d = hamming_distances(wa[start:start + _BLOCK], wb)
+        d = hamming_distances(wa[start : start + _BLOCK], wb)
         i, j = np.nonzero(d <= max_distance)
         i = i + start
         if b is None:
@@ -132,8 +157,13 @@ def near_duplicate_pairs(a, b=None, max_distance: int = DEFAULT_MAX_DISTANCE,
         cols.append(j)
         dists.append(d[i - start, j])
     if not rows:
-        return tuple(np.zeros(0, dtype=np.int64) for _ in range(3))
-    return tuple(np.concatenate(x).astype(np.int64) for x in (rows, cols, dists))
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), empty.copy()
+    return (
+        np.concatenate(rows).astype(np.int64),
+        np.concatenate(cols).astype(np.int64),
+        np.concatenate(dists).astype(np.int64),
+    )
 
 
 def near_duplicate_groups(hashes, max_distance: int = DEFAULT_MAX_DISTANCE) -> np.ndarray:
@@ -161,8 +191,12 @@ def near_duplicate_groups(hashes, max_distance: int = DEFAULT_MAX_DISTANCE) -> n
     return rank[inverse]
 
 
-def group_split(n_or_ids: int | Sequence, groups: Sequence | None = None,
-                test_size: float | int = 0.5, seed: int = 0):
+def group_split(
+    n_or_ids: int | Sequence,
+    groups: Sequence | None = None,
+    test_size: float | int = 0.5,
+    seed: int = 0,
+):
     """Split so that no group is on both sides, with the test size as close to ``test_size``
     (a fraction, or a count of samples) as whole groups allow.
 
@@ -171,18 +205,19 @@ def group_split(n_or_ids: int | Sequence, groups: Sequence | None = None,
     arrays for an int, or ``(train_ids, test_ids)`` lists for a sequence of ids.
     """
     ids = None if isinstance(n_or_ids, int | np.integer) else list(n_or_ids)
-    n = int(n_or_ids) if ids is None else len(ids)
-    groups = np.arange(n) if groups is None else np.asarray(groups, dtype=object)
-    if len(groups) != n:
-        raise ValueError(f"groups has {len(groups)} entries for {n} samples")
+    n = len(ids) if ids is not None else int(n_or_ids)  # type: ignore[arg-type]
+    labels = np.arange(n) if groups is None else np.asarray(groups, dtype=object)
+    if len(labels) != n:
+        raise ValueError(f"groups has {len(labels)} entries for {n} samples")
     if isinstance(test_size, float) and 0.0 < test_size < 1.0:
         target = int(round(test_size * n))
     elif isinstance(test_size, int | np.integer) and 0 < test_size < n:
         target = int(test_size)
     else:
-        raise ValueError(f"test_size must be a fraction in (0, 1) or a count in [1, {n - 1}], "
-                         f"got {test_size!r}")
-    keys, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+        raise ValueError(
+            f"test_size must be a fraction in (0, 1) or a count in [1, {n - 1}], got {test_size!r}"
+        )
+    keys, codes = np.unique(np.asarray([str(g) for g in labels]), return_inverse=True)
     if len(keys) < 2:
         raise ValueError("all samples are in one group: a group split needs at least two")
     sizes = np.bincount(codes)
@@ -211,20 +246,34 @@ def _hashes_and_ids(x, method: str, hash_size: int) -> tuple[np.ndarray, list]:
     if isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype in (np.uint8, np.bool_):
         return _check_hashes(x), list(range(len(x)))
     items = list(x)
-    ids = [it.id if hasattr(it, "uri") else str(it) if isinstance(it, str | Path) else k
-           for k, it in enumerate(items)]
+    ids = [
+        it.id if hasattr(it, "uri") else str(it) if isinstance(it, str | Path) else k
+        for k, it in enumerate(items)
+    ]
     return perceptual_hashes(items, method=method, hash_size=hash_size), ids
 
 
-def leakage_audit(train, test, max_distance: int = DEFAULT_MAX_DISTANCE, *,
-                  method: str = "dhash", hash_size: int = 16) -> pd.DataFrame:
+def leakage_audit(
+    train,
+    test,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    *,
+    method: str = "dhash",
+    hash_size: int = 16,
+) -> pd.DataFrame:
     """Near-duplicate pairs across two sets, closest first: columns ``train_index``,
     ``test_index``, ``train_id``, ``test_id``, ``distance``. Each set is packed hashes, or
     images / paths / ImageItems to hash. Empty frame: no leak at this distance."""
     h_train, id_train = _hashes_and_ids(train, method, hash_size)
     h_test, id_test = _hashes_and_ids(test, method, hash_size)
     i, j, d = near_duplicate_pairs(h_train, h_test, max_distance)
-    frame = pd.DataFrame({"train_index": i, "test_index": j,
-                          "train_id": [id_train[k] for k in i],
-                          "test_id": [id_test[k] for k in j], "distance": d})
+    frame = pd.DataFrame(
+        {
+            "train_index": i,
+            "test_index": j,
+            "train_id": [id_train[k] for k in i],
+            "test_id": [id_test[k] for k in j],
+            "distance": d,
+        }
+    )
     return frame.sort_values(["distance", "train_index", "test_index"], ignore_index=True)

@@ -35,8 +35,13 @@ def bias_free_mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
 class SVDDNet(nn.Module):
     """The Deep SVDD encoder phi(x; W): a bias-free MLP into a ``rep_dim``-d representation."""
 
-    def __init__(self, n_features: int, hidden_sizes: Sequence[int], rep_dim: int,
-                 activation: str = "leaky_relu"):
+    def __init__(
+        self,
+        n_features: int,
+        hidden_sizes: Sequence[int],
+        rep_dim: int,
+        activation: str = "leaky_relu",
+    ):
         super().__init__()
         self.encoder = bias_free_mlp([n_features, *hidden_sizes, rep_dim], activation)
 
@@ -47,8 +52,14 @@ class SVDDNet(nn.Module):
 class SVDDAutoencoder(nn.Module):
     """``net``'s encoder (shared, not copied) plus a mirrored bias-free decoder, for pretraining."""
 
-    def __init__(self, net: SVDDNet, n_features: int, hidden_sizes: Sequence[int], rep_dim: int,
-                 activation: str = "leaky_relu"):
+    def __init__(
+        self,
+        net: SVDDNet,
+        n_features: int,
+        hidden_sizes: Sequence[int],
+        rep_dim: int,
+        activation: str = "leaky_relu",
+    ):
         super().__init__()
         self.net = net
         self.decoder = bias_free_mlp([rep_dim, *reversed(hidden_sizes), n_features], activation)
@@ -78,7 +89,7 @@ def init_weights(module: nn.Module, generator: torch.Generator, scheme: str = "o
 def embed(net: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """``net(X)`` in evaluation mode, in batches, without gradients."""
     net.eval()
-    return torch.cat([net(X[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)])
+    return torch.cat([net(X[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)])
 
 
 def squared_distances(z: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
@@ -138,9 +149,16 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return list(torch.randperm(n, generator=generator).split(batch_size))
 
 
-def pretrain_autoencoder(ae: SVDDAutoencoder, X: torch.Tensor, *, epochs: int, lr: float,
-                         weight_decay: float, batch_size: int,
-                         generator: torch.Generator) -> list[float]:
+def pretrain_autoencoder(
+    ae: SVDDAutoencoder,
+    X: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    generator: torch.Generator,
+) -> list[float]:
     """Train ``ae`` to reconstruct ``X`` (mean squared error); returns the loss per epoch."""
     opt = adam(ae.parameters(), lr=lr, weight_decay=weight_decay)
     losses = []
@@ -158,10 +176,23 @@ def pretrain_autoencoder(ae: SVDDAutoencoder, X: torch.Tensor, *, epochs: int, l
     return losses
 
 
-def train_svdd(net: SVDDNet, X: torch.Tensor, center: torch.Tensor, *, objective: str,
-               nu: float, epochs: int, lr: float, weight_decay: float, batch_size: int,
-               generator: torch.Generator, X_val: torch.Tensor | None = None,
-               patience: int = 10, warmup_epochs: int = 10, tol: float = 1e-4) -> TrainResult:
+def train_svdd(
+    net: SVDDNet,
+    X: torch.Tensor,
+    center: torch.Tensor,
+    *,
+    objective: str,
+    nu: float,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    generator: torch.Generator,
+    X_val: torch.Tensor | None = None,
+    patience: int = 10,
+    warmup_epochs: int = 10,
+    tol: float = 1e-4,
+) -> TrainResult:
     """Minimise the Deep SVDD objective; with ``X_val``, stop early and keep the best weights.
 
     Early stopping watches the held-out objective (not the training loss): training ends when it

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from oneclass.detect import _svdd_net as svdd
 from oneclass.detect.base import BaseDetector, State
-from oneclass.persist import ModelFileError
 
 #: fewest held-out and training rows for early stopping; below them all rows train, no stopping
 MIN_HELD_OUT, MIN_TRAIN_WITH_HELD_OUT = 5, 10
@@ -85,22 +87,62 @@ class DeepSVDD(BaseDetector):
         ``"uniform"`` (PyTorch's default).
     device : ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``.
     n_threads : CPU threads for torch during fit/score (default: up to 4).
-    target_tpr, calibration_folds, random_state : as for every detector
+    target_tpr, calibration_folds, random_state, contamination : as for every detector
         (:mod:`oneclass.detect.base`); a seed fixes the weights, data order and held-out slice.
     """
 
     name = "deep-svdd"
     min_train_samples = 2
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseDetector._parameter_constraints,
+        "hidden_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "rep_dim": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(svdd.ACTIVATIONS))],
+        "objective": [StrOptions(set(svdd.OBJECTIVES))],
+        "nu": [Interval(Real, 0, 1, closed="right")],
+        "epochs": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "l2_normalize": ["boolean"],
+        "standardize": [StrOptions(set(SCALINGS))],
+        "center_eps": [Interval(Real, 0, None, closed="neither")],
+        "init": [StrOptions(set(svdd.INITS))],
+        "device": [str],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+    }
 
-    def __init__(self, hidden_sizes: Sequence[int] = (512,), rep_dim: int = 256,
-                 activation: str = "leaky_relu", objective: str = "one-class", nu: float = 0.1,
-                 epochs: int | str = "auto", batch_size: int = 128, lr: float = 1e-3,
-                 weight_decay: float = 1e-6, warmup_epochs: int = 5, pretrain_epochs: int = 0,
-                 validation_fraction: float = 0.1, patience: int = 10,
-                 l2_normalize: bool = True, standardize: str = "global",
-                 center_eps: float = 0.1, init: str = "orthogonal", device: str = "auto",
-                 n_threads: int | None = None, target_tpr: float = 0.95,
-                 calibration_folds: int = 5, random_state=None):
+    def __init__(
+        self,
+        hidden_sizes: Sequence[int] = (512,),
+        rep_dim: int = 256,
+        activation: str = "leaky_relu",
+        objective: str = "one-class",
+        nu: float = 0.1,
+        epochs: int | str = "auto",
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-6,
+        warmup_epochs: int = 5,
+        pretrain_epochs: int = 0,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        l2_normalize: bool = True,
+        standardize: str = "global",
+        center_eps: float = 0.1,
+        init: str = "orthogonal",
+        device: str = "auto",
+        n_threads: int | None = None,
+        target_tpr: float = 0.95,
+        calibration_folds: int = 5,
+        random_state=None,
+        *,
+        contamination: float | None = None,
+    ):
         self.hidden_sizes = hidden_sizes
         self.rep_dim = rep_dim
         self.activation = activation
@@ -123,15 +165,16 @@ class DeepSVDD(BaseDetector):
         self.target_tpr = target_tpr
         self.calibration_folds = calibration_folds
         self.random_state = random_state
+        self.contamination = contamination
 
     # ---- validation -------------------------------------------------------------------------
     def _architecture(self) -> dict:
         """Checked architecture parameters (what ``_set_state`` needs to rebuild the network)."""
-        sizes = self.hidden_sizes
-        if isinstance(sizes, int | np.integer):
-            sizes = (sizes,)
+        raw: Any = self.hidden_sizes
+        if isinstance(raw, int | np.integer):
+            raw = (raw,)
         try:
-            sizes = [int(h) for h in sizes]
+            sizes = [int(h) for h in raw]
         except (TypeError, ValueError) as exc:
             raise ValueError(f"hidden_sizes must be a list of ints, got {sizes!r}") from exc
         if any(h < 1 for h in sizes):
@@ -139,41 +182,10 @@ class DeepSVDD(BaseDetector):
         if not isinstance(self.rep_dim, int | np.integer) or self.rep_dim < 1:
             raise ValueError(f"rep_dim must be a positive int, got {self.rep_dim!r}")
         if self.activation not in svdd.ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; "
-                             f"choose from {', '.join(svdd.ACTIVATIONS)}")
-        return {"hidden_sizes": sizes, "rep_dim": int(self.rep_dim),
-                "activation": self.activation}
-
-    def _check_params(self) -> None:
-        if self.objective not in svdd.OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; "
-                             f"choose from {', '.join(svdd.OBJECTIVES)}")
-        if not 0.0 < self.nu <= 1.0:
-            raise ValueError(f"nu must be in (0, 1], got {self.nu}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got "
-                             f"{self.validation_fraction}")
-        if self.standardize not in SCALINGS:
-            raise ValueError(f"standardize must be one of {', '.join(SCALINGS)}, "
-                             f"got {self.standardize!r}")
-        if self.init not in svdd.INITS:
-            raise ValueError(f"init must be one of {', '.join(svdd.INITS)}, got {self.init!r}")
-        if self.epochs != "auto" and (not isinstance(self.epochs, int | np.integer)
-                                      or self.epochs < 1):
-            raise ValueError(f"epochs must be 'auto' or an int >= 1, got {self.epochs!r}")
-        for param, low in (("batch_size", 1), ("patience", 1),
-                           ("warmup_epochs", 0), ("pretrain_epochs", 0)):
-            value = getattr(self, param)
-            if not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"{param} must be an int >= {low}, got {value!r}")
-        for param in ("lr", "center_eps"):
-            if not getattr(self, param) > 0:
-                raise ValueError(f"{param} must be > 0, got {getattr(self, param)!r}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.n_threads is not None and (not isinstance(self.n_threads, int | np.integer)
-                                           or self.n_threads < 1):
-            raise ValueError(f"n_threads must be None or an int >= 1, got {self.n_threads!r}")
+            raise ValueError(
+                f"unknown activation {self.activation!r}; choose from {', '.join(svdd.ACTIVATIONS)}"
+            )
+        return {"hidden_sizes": sizes, "rep_dim": int(self.rep_dim), "activation": self.activation}
 
     # ---- preprocessing ----------------------------------------------------------------------
     def _prepare(self, X: np.ndarray) -> torch.Tensor:
@@ -216,7 +228,6 @@ class DeepSVDD(BaseDetector):
 
     # ---- the detector hooks -----------------------------------------------------------------
     def _fit_model(self, X: np.ndarray, y: np.ndarray | None) -> None:
-        self._check_params()
         arch = self._architecture()
         self.architecture_ = arch
         self.l2_normalize_ = bool(self.l2_normalize)
@@ -239,16 +250,30 @@ class DeepSVDD(BaseDetector):
                 svdd.init_weights(ae.decoder, generator, self.init)
                 ae.to(self.device_)
                 self.pretrain_loss_ = svdd.pretrain_autoencoder(
-                    ae, Xt, epochs=self.pretrain_epochs, lr=self.lr,
-                    weight_decay=self.weight_decay, batch_size=self.batch_size,
-                    generator=generator)
+                    ae,
+                    Xt,
+                    epochs=self.pretrain_epochs,
+                    lr=self.lr,
+                    weight_decay=self.weight_decay,
+                    batch_size=self.batch_size,
+                    generator=generator,
+                )
             center = svdd.init_center(net, Xt, self.center_eps)
             result = svdd.train_svdd(
-                net, Xt, center, objective=self.objective, nu=self.nu,
-                epochs=self._n_epochs(train_idx.size), lr=self.lr,
-                weight_decay=self.weight_decay, batch_size=self.batch_size,
-                generator=generator, X_val=Xv, patience=self.patience,
-                warmup_epochs=self.warmup_epochs)
+                net,
+                Xt,
+                center,
+                objective=self.objective,
+                nu=self.nu,
+                epochs=self._n_epochs(train_idx.size),
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                batch_size=self.batch_size,
+                generator=generator,
+                X_val=Xv,
+                patience=self.patience,
+                warmup_epochs=self.warmup_epochs,
+            )
             net.eval()
             self.radius_ = 0.0
             if self.objective == "soft-boundary":
@@ -271,19 +296,30 @@ class DeepSVDD(BaseDetector):
         return self.radius_**2 - sq
 
     def _get_state(self) -> State:
-        meta = {**self.architecture_, "radius_": self.radius_, "l2_normalize_": self.l2_normalize_,
-                "objective": self.objective, "n_epochs_": self.n_epochs_,
-                "best_epoch_": self.best_epoch_, "early_stopping_": self.early_stopping_}
-        arrays = {"center_": self.center_, "scaler_mean_": self.scaler_mean_,
-                  "scaler_scale_": self.scaler_scale_}
+        meta = {
+            **self.architecture_,
+            "radius_": self.radius_,
+            "l2_normalize_": self.l2_normalize_,
+            "objective": self.objective,
+            "n_epochs_": self.n_epochs_,
+            "best_epoch_": self.best_epoch_,
+            "early_stopping_": self.early_stopping_,
+        }
+        arrays = {
+            "center_": self.center_,
+            "scaler_mean_": self.scaler_mean_,
+            "scaler_scale_": self.scaler_scale_,
+        }
         tensors = {k: v.detach().cpu() for k, v in self.net_.state_dict().items()}
         return State(meta=meta, arrays=arrays, tensors=tensors)
 
     def _set_state(self, state: State) -> None:
         meta = state.meta
-        self.architecture_ = {"hidden_sizes": [int(h) for h in meta["hidden_sizes"]],
-                              "rep_dim": int(meta["rep_dim"]),
-                              "activation": str(meta["activation"])}
+        self.architecture_ = {
+            "hidden_sizes": [int(h) for h in meta["hidden_sizes"]],
+            "rep_dim": int(meta["rep_dim"]),
+            "activation": str(meta["activation"]),
+        }
         self.radius_ = float(meta["radius_"])
         self.l2_normalize_ = bool(meta["l2_normalize_"])
         self.n_epochs_ = int(meta["n_epochs_"])
@@ -298,6 +334,7 @@ class DeepSVDD(BaseDetector):
         try:
             net.load_state_dict({k: torch.as_tensor(v) for k, v in state.tensors.items()})
         except RuntimeError as exc:
-            raise ModelFileError(f"deep-svdd weights do not match the saved architecture "
-                                 f"{self.architecture_}: {exc}") from exc
+            raise ValueError(
+                f"deep-svdd weights do not match the saved architecture {self.architecture_}: {exc}"
+            ) from exc
         self.net_ = net.to(self.device_).eval()

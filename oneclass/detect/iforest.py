@@ -11,10 +11,12 @@ the score is ``-2 ** (-mean path length / c(max_samples))``, i.e. scikit-learn's
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from oneclass.detect.base import BaseDetector, State
 
@@ -80,7 +82,7 @@ def mean_path_length(X: np.ndarray, f: dict[str, np.ndarray]) -> np.ndarray:
     value, roots, max_depth = f["value"], f["roots"].astype(np.int64), int(f["max_depth"])
     out = np.empty(n, dtype=np.float64)
     for start in range(0, n, BLOCK_ROWS):
-        block = X32[start:start + BLOCK_ROWS].ravel()
+        block = X32[start : start + BLOCK_ROWS].ravel()
         m = block.size // d
         row_base = (np.arange(m, dtype=np.int64) * d)[:, None]
         node = np.broadcast_to(roots, (m, roots.size)).copy()
@@ -88,7 +90,7 @@ def mean_path_length(X: np.ndarray, f: dict[str, np.ndarray]) -> np.ndarray:
             p = packed[node]
             go_left = block[row_base + (p & 0xFFFFFFFF)] <= threshold[node]
             node = np.where(go_left, node + 1, p >> 32)
-        out[start:start + m] = value[node].mean(axis=1)
+        out[start : start + m] = value[node].mean(axis=1)
     return out
 
 
@@ -101,14 +103,40 @@ class IForest(BaseDetector):
     max_samples : samples drawn per tree: ``"auto"`` (``min(256, n)``), an int, or a fraction.
     max_features : features drawn per tree: an int or a fraction in (0, 1].
     bootstrap : draw samples with replacement.
+    target_tpr, calibration_folds, random_state, contamination : as for every detector
+        (:mod:`oneclass.detect.base`).
     """
 
     name = "iforest"
+    #: leaves hold a -inf threshold (see the module docstring)
+    infinite_arrays = frozenset({"threshold"})
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseDetector._parameter_constraints,
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_samples": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="right"),
+        ],
+        "max_features": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="right"),
+        ],
+        "bootstrap": ["boolean"],
+    }
 
-    def __init__(self, n_estimators: int = 100, max_samples: str | int | float = "auto",
-                 max_features: int | float = 1.0, bootstrap: bool = False,
-                 target_tpr: float = 0.95, calibration_folds: int = 5,
-                 random_state: int | None = None):
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        max_samples: str | int | float = "auto",
+        max_features: int | float = 1.0,
+        bootstrap: bool = False,
+        target_tpr: float = 0.95,
+        calibration_folds: int = 5,
+        random_state: int | None = None,
+        *,
+        contamination: float | None = None,
+    ):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.max_features = max_features
@@ -116,15 +144,16 @@ class IForest(BaseDetector):
         self.target_tpr = target_tpr
         self.calibration_folds = calibration_folds
         self.random_state = random_state
+        self.contamination = contamination
 
     def _fit_model(self, X: np.ndarray, y: np.ndarray | None) -> None:
-        if isinstance(self.n_estimators, bool) or \
-                not isinstance(self.n_estimators, numbers.Integral) or self.n_estimators < 1:
-            raise ValueError(f"n_estimators must be a positive integer, got {self.n_estimators!r}")
         forest = IsolationForest(
-            n_estimators=self.n_estimators, max_samples=self.max_samples,
-            max_features=self.max_features, bootstrap=self.bootstrap,
-            contamination="auto", random_state=self.random_state,
+            n_estimators=self.n_estimators,
+            max_samples=self.max_samples,
+            max_features=self.max_features,
+            bootstrap=self.bootstrap,
+            contamination="auto",
+            random_state=self.random_state,
         )
         forest.fit(X)  # scikit-learn validates max_samples / max_features (ValueError)
         self.forest_ = flatten_forest(forest)

@@ -8,9 +8,13 @@ than features. Only the mean and the precision matrix are kept.
 
 from __future__ import annotations
 
+from numbers import Real
+from typing import Any, ClassVar
+
 import numpy as np
 from scipy import linalg
 from sklearn.covariance import OAS, LedoitWolf, MinCovDet
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from oneclass.detect.base import BaseDetector, State
 from oneclass.detect.knn import row_blocks
@@ -25,8 +29,7 @@ def precision_matrix(cov: np.ndarray) -> np.ndarray:
     except linalg.LinAlgError:
         prec = linalg.pinvh(cov, check_finite=False)
         return (prec + prec.T) / 2.0
-    inv_chol = linalg.solve_triangular(chol, np.eye(cov.shape[0]), lower=True,
-                                       check_finite=False)
+    inv_chol = linalg.solve_triangular(chol, np.eye(cov.shape[0]), lower=True, check_finite=False)
     return inv_chol.T @ inv_chol
 
 
@@ -47,22 +50,35 @@ class Mahalanobis(BaseDetector):
     covariance : ``"ledoit-wolf"`` (default), ``"oas"`` or ``"mcd"``.
     support_fraction : for ``"mcd"`` only: fraction of points in the MCD support (None =
         scikit-learn's default ``(n + d + 1) / 2n``).
+    target_tpr, calibration_folds, random_state, contamination : as for every detector
+        (:mod:`oneclass.detect.base`).
     """
 
     name = "mahalanobis"
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseDetector._parameter_constraints,
+        "covariance": [StrOptions(set(COVARIANCES))],
+        "support_fraction": [None, Interval(Real, 0, 1, closed="right")],
+    }
 
-    def __init__(self, covariance: str = "ledoit-wolf", support_fraction: float | None = None,
-                 target_tpr: float = 0.95, calibration_folds: int = 5,
-                 random_state: int | None = None):
+    def __init__(
+        self,
+        covariance: str = "ledoit-wolf",
+        support_fraction: float | None = None,
+        target_tpr: float = 0.95,
+        calibration_folds: int = 5,
+        random_state: int | None = None,
+        *,
+        contamination: float | None = None,
+    ):
         self.covariance = covariance
         self.support_fraction = support_fraction
         self.target_tpr = target_tpr
         self.calibration_folds = calibration_folds
         self.random_state = random_state
+        self.contamination = contamination
 
     def _fit_model(self, X: np.ndarray, y: np.ndarray | None) -> None:
-        if self.covariance not in COVARIANCES:
-            raise ValueError(f"covariance must be one of {COVARIANCES}, got {self.covariance!r}")
         if self.support_fraction is not None and self.covariance != "mcd":
             raise ValueError("support_fraction applies only to covariance='mcd'")
         n, d = X.shape
@@ -72,8 +88,7 @@ class Mahalanobis(BaseDetector):
                     f"covariance='mcd' needs more samples than features, got {n} samples of "
                     f"{d} features; use covariance='ledoit-wolf' or 'oas'"
                 )
-            est = MinCovDet(support_fraction=self.support_fraction,
-                            random_state=self.random_state)
+            est = MinCovDet(support_fraction=self.support_fraction, random_state=self.random_state)
         elif self.covariance == "ledoit-wolf":
             est = LedoitWolf(store_precision=False)
         else:

@@ -12,9 +12,12 @@ score is libsvm's decision value divided by the sum of the dual coefficients (se
 from __future__ import annotations
 
 import numbers
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.svm import OneClassSVM
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from oneclass.detect.base import BaseDetector, State
 from oneclass.detect.knn import row_blocks, squared_distances
@@ -58,8 +61,9 @@ def rbf_gram(X: np.ndarray, gamma: float) -> np.ndarray:
     return np.exp(K, out=K)
 
 
-def rbf_decision(X: np.ndarray, support: np.ndarray, coef: np.ndarray, intercept: float,
-                 gamma: float) -> np.ndarray:
+def rbf_decision(
+    X: np.ndarray, support: np.ndarray, coef: np.ndarray, intercept: float, gamma: float
+) -> np.ndarray:
     """``sum_i coef_i * exp(-gamma * |x - s_i|^2) + intercept`` for each row of ``X``, in blocks."""
     out = np.empty(X.shape[0], dtype=np.float64)
     s_sq = np.einsum("ij,ij->i", support, support)
@@ -99,13 +103,31 @@ class OCSVM(BaseDetector):
     gamma : RBF width, ``"scale"`` (default), ``"auto"``, ``"median"`` or a positive number;
         see :func:`resolve_gamma`.
     tol, max_iter : libsvm's stopping tolerance and iteration cap (-1 = none).
+    target_tpr, calibration_folds, random_state, contamination : as for every detector
+        (:mod:`oneclass.detect.base`).
     """
 
     name = "ocsvm"
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseDetector._parameter_constraints,
+        "nu": [Interval(Real, 0, 1, closed="right")],
+        "gamma": [StrOptions(set(GAMMAS)), Interval(Real, 0, None, closed="neither")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, -1, None, closed="left")],
+    }
 
-    def __init__(self, nu: float = 0.5, gamma: str | float = "scale", tol: float = 1e-3,
-                 max_iter: int = -1, target_tpr: float = 0.95, calibration_folds: int = 5,
-                 random_state: int | None = None):
+    def __init__(
+        self,
+        nu: float = 0.5,
+        gamma: str | float = "scale",
+        tol: float = 1e-3,
+        max_iter: int = -1,
+        target_tpr: float = 0.95,
+        calibration_folds: int = 5,
+        random_state: int | None = None,
+        *,
+        contamination: float | None = None,
+    ):
         self.nu = nu
         self.gamma = gamma
         self.tol = tol
@@ -113,16 +135,13 @@ class OCSVM(BaseDetector):
         self.target_tpr = target_tpr
         self.calibration_folds = calibration_folds
         self.random_state = random_state
+        self.contamination = contamination
 
     def _fit_model(self, X: np.ndarray, y: np.ndarray | None) -> None:
-        if isinstance(self.nu, bool) or not isinstance(self.nu, numbers.Real) \
-                or not 0 < self.nu <= 1:
-            raise ValueError(f"nu must be in (0, 1], got {self.nu!r}")
-        if not isinstance(self.tol, numbers.Real) or not self.tol > 0:
-            raise ValueError(f"tol must be a positive number, got {self.tol!r}")
         gamma = resolve_gamma(self.gamma, X)
-        svm = fit_rbf_svm(OneClassSVM, X, None, gamma, nu=self.nu, tol=self.tol,
-                          max_iter=self.max_iter)
+        svm = fit_rbf_svm(
+            OneClassSVM, X, None, gamma, nu=self.nu, tol=self.tol, max_iter=self.max_iter
+        )
         self.gamma_ = gamma
         self.support_vectors_ = np.ascontiguousarray(X[svm.support_])
         dual = np.asarray(svm.dual_coef_, dtype=np.float64).ravel()
@@ -131,17 +150,18 @@ class OCSVM(BaseDetector):
         self.intercept_ = float(svm.intercept_[0]) / total
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        return rbf_decision(X, self.support_vectors_, self.dual_coef_, self.intercept_,
-                            self.gamma_)
+        return rbf_decision(X, self.support_vectors_, self.dual_coef_, self.intercept_, self.gamma_)
 
     def _get_state(self) -> State:
-        return State(meta={"gamma_": self.gamma_, "intercept_": self.intercept_},
-                     arrays={"support_vectors": self.support_vectors_,
-                             "dual_coef": self.dual_coef_})
+        return State(
+            meta={"gamma_": self.gamma_, "intercept_": self.intercept_},
+            arrays={"support_vectors": self.support_vectors_, "dual_coef": self.dual_coef_},
+        )
 
     def _set_state(self, state: State) -> None:
         self.gamma_ = float(state.meta["gamma_"])
         self.intercept_ = float(state.meta["intercept_"])
-        self.support_vectors_ = np.ascontiguousarray(state.arrays["support_vectors"],
-                                                     dtype=np.float64)
+        self.support_vectors_ = np.ascontiguousarray(
+            state.arrays["support_vectors"], dtype=np.float64
+        )
         self.dual_coef_ = np.ascontiguousarray(state.arrays["dual_coef"], dtype=np.float64)

@@ -13,14 +13,12 @@ downloaded only with ``allow_download=True``. Without it, missing weights raise
   ``model="openai/clip-vit-base-patch32"`` from the Hugging Face cache.
 
 Image vectors and :meth:`ClipEmbedder.embed_text` vectors share one space, so their dot product is
-the cosine similarity used by the ``clip-prompt`` detector. :func:`save_random_clip` writes a tiny
-randomly initialised CLIP (both layouts) for tests and benchmarks on machines without weights.
+the cosine similarity used by the ``clip-prompt`` detector. A tiny randomly initialised CLIP for
+tests and benchmarks on machines without weights: :mod:`oneclass.embed.clip_random`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -32,41 +30,14 @@ import numpy as np
 from PIL import Image
 
 from oneclass.embed.base import Embedder, ImageEmbedding, default_device, default_threads
+from oneclass.embed.clip_files import file_digest, folder_digest, weights_in
 
 BACKENDS = ("open_clip", "transformers")
 OPEN_CLIP_CONFIG = "open_clip_config.json"
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 class WeightsNotFoundError(ValueError):
     """Model weights that are not on this machine (and downloading was not allowed)."""
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file (memoised on path, size and modification time)."""
-    st = os.stat(path)
-    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
-
-
-def _weights_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix in (".safetensors", ".bin", ".pt", ".pth") and p.is_file())
-
-
-def _folder_digest(folder: Path) -> str:
-    """A digest of a model folder: its config files and weights."""
-    h = hashlib.sha256()
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and (p.suffix == ".json" or p in _weights_in(folder)):
-            h.update(p.name.encode() + b"\0" + file_digest(p).encode())
-    return h.hexdigest()
 
 
 @dataclass
@@ -99,10 +70,18 @@ class ClipEmbedder(Embedder):
     kind = "image"
     preprocess_version = "1"
 
-    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = "openai",
-                 backend: str = "open_clip", model_path: str | None = None,
-                 cache_dir: str | None = None, allow_download: bool = False,
-                 batch_size: int = 32, device: str | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        model: str = "ViT-B-32",
+        pretrained: str | None = "openai",
+        backend: str = "open_clip",
+        model_path: str | None = None,
+        cache_dir: str | None = None,
+        allow_download: bool = False,
+        batch_size: int = 32,
+        device: str | None = None,
+        threads: int | None = None,
+    ):
         self.model = model
         self.pretrained = pretrained
         self.backend = backend
@@ -146,52 +125,80 @@ class ClipEmbedder(Embedder):
 
         folder = self.model_path
         if folder is None and str(self.model).startswith("local-dir:"):
-            folder = str(self.model)[len("local-dir:"):]
+            folder = str(self.model)[len("local-dir:") :]
         if folder is None and self.pretrained and Path(self.pretrained).is_dir():
             folder = self.pretrained
         if folder is not None:
             path = Path(folder).expanduser()
             if not (path / OPEN_CLIP_CONFIG).is_file():
-                hint = (" (it looks like a transformers folder: pass backend='transformers')"
-                        if (path / "config.json").is_file() else "")
+                hint = (
+                    " (it looks like a transformers folder: pass backend='transformers')"
+                    if (path / "config.json").is_file()
+                    else ""
+                )
                 raise WeightsNotFoundError(
-                    f"{path}: not an open_clip model folder: no {OPEN_CLIP_CONFIG}{hint}")
-            if not _weights_in(path):
+                    f"{path}: not an open_clip model folder: no {OPEN_CLIP_CONFIG}{hint}"
+                )
+            if not weights_in(path):
                 raise WeightsNotFoundError(f"{path}: no weights file (.safetensors/.bin/.pt)")
-            return _Source("open_clip", f"local/{_folder_digest(path)[:16]}",
-                           model=f"local-dir:{path.resolve()}")
+            return _Source(
+                "open_clip",
+                f"local/{folder_digest(path)[:16]}",
+                model=f"local-dir:{path.resolve()}",
+            )
         if open_clip.get_model_config(self.model) is None:
             raise ValueError(
                 f"unknown open_clip model {self.model!r}; available: "
-                f"{', '.join(open_clip.list_models()[:20])}, ... (open_clip.list_models())")
+                f"{', '.join(open_clip.list_models()[:20])}, ... (open_clip.list_models())"
+            )
         if not self.pretrained:
-            raise ValueError("pretrained is empty: give a tag, a checkpoint file or model_path "
-                             "(a CLIP without trained weights embeds nothing useful)")
+            raise ValueError(
+                "pretrained is empty: give a tag, a checkpoint file or model_path "
+                "(a CLIP without trained weights embeds nothing useful)"
+            )
         if Path(self.pretrained).expanduser().is_file():
             ckpt = Path(self.pretrained).expanduser()
-            return _Source("open_clip", f"{self.model}/sha256:{file_digest(ckpt)[:16]}",
-                           model=self.model, checkpoint=str(ckpt))
+            return _Source(
+                "open_clip",
+                f"{self.model}/sha256:{file_digest(ckpt)[:16]}",
+                model=self.model,
+                checkpoint=str(ckpt),
+            )
         cfg = open_clip.get_pretrained_cfg(self.model, self.pretrained)
         if not cfg:
             tags = open_clip.list_pretrained_tags_by_model(self.model)
             raise WeightsNotFoundError(
                 f"pretrained={self.pretrained!r} is neither a file nor a tag of {self.model} "
-                f"(tags: {', '.join(tags) or 'none'})")
+                f"(tags: {', '.join(tags) or 'none'})"
+            )
         ident = f"{self.model}/{self.pretrained}"
         if self.allow_download:
-            return _Source("open_clip", ident, model=self.model,
-                           kwargs={"pretrained": self.pretrained, "cache_dir": self.cache_dir})
+            return _Source(
+                "open_clip",
+                ident,
+                model=self.model,
+                kwargs={"pretrained": self.pretrained, "cache_dir": self.cache_dir},
+            )
         ckpt, looked = self._cached_open_clip_file(cfg)
         if ckpt is None:
             raise WeightsNotFoundError(
                 f"CLIP weights {self.model}/{self.pretrained} are not on this machine; looked in: "
                 f"{'; '.join(looked)}. Pass pretrained=<checkpoint file> or model_path=<folder>, "
-                f"or allow_download=True to fetch them")
-        preprocess = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode")
-                      if k in cfg}
-        return _Source("open_clip", ident, model=self.model, checkpoint=ckpt,
-                       kwargs={"force_quick_gelu": bool(cfg.get("quick_gelu", False)),
-                               "force_preprocess_cfg": preprocess})
+                f"or allow_download=True to fetch them"
+            )
+        preprocess = {
+            k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg
+        }
+        return _Source(
+            "open_clip",
+            ident,
+            model=self.model,
+            checkpoint=ckpt,
+            kwargs={
+                "force_quick_gelu": bool(cfg.get("quick_gelu", False)),
+                "force_preprocess_cfg": preprocess,
+            },
+        )
 
     def _cached_open_clip_file(self, cfg: dict) -> tuple[str | None, list[str]]:
         """A tag's checkpoint in the Hugging Face cache or open_clip's URL cache, if there."""
@@ -201,18 +208,24 @@ class ClipEmbedder(Embedder):
             from huggingface_hub import try_to_load_from_cache
             from huggingface_hub.constants import HF_HUB_CACHE
 
-            repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (
-                hub.rstrip("/"), "")
-            names = [filename] if filename else [
-                "open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+            repo, filename = (
+                os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
+            )
+            names = (
+                [filename]
+                if filename
+                else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+            )
             if filename.endswith((".bin", ".pth")):
                 names.insert(0, filename.rsplit(".", 1)[0] + ".safetensors")
             for name in names:
                 found = try_to_load_from_cache(repo, name, cache_dir=self.cache_dir)
                 if isinstance(found, str):
                     return found, looked
-            looked.append(f"Hugging Face cache {self.cache_dir or HF_HUB_CACHE} "
-                          f"(repo {repo}: {', '.join(names)})")
+            looked.append(
+                f"Hugging Face cache {self.cache_dir or HF_HUB_CACHE} "
+                f"(repo {repo}: {', '.join(names)})"
+            )
         url = cfg.get("url", "")
         if url:
             target = Path(self.cache_dir or "~/.cache/clip").expanduser() / os.path.basename(url)
@@ -225,18 +238,28 @@ class ClipEmbedder(Embedder):
         if self.model_path is not None:
             path = Path(self.model_path).expanduser()
             if not (path / "config.json").is_file():
-                hint = (" (it looks like an open_clip folder: use backend='open_clip')"
-                        if (path / OPEN_CLIP_CONFIG).is_file() else "")
+                hint = (
+                    " (it looks like an open_clip folder: use backend='open_clip')"
+                    if (path / OPEN_CLIP_CONFIG).is_file()
+                    else ""
+                )
                 raise WeightsNotFoundError(
-                    f"{path}: not a transformers CLIP folder: no config.json{hint}")
-            return _Source("transformers", f"local/{_folder_digest(path)[:16]}",
-                           model=str(path.resolve()))
+                    f"{path}: not a transformers CLIP folder: no config.json{hint}"
+                )
+            return _Source(
+                "transformers", f"local/{folder_digest(path)[:16]}", model=str(path.resolve())
+            )
         if not self.model or "/" not in str(self.model):
-            raise ValueError("backend='transformers' needs model_path=<folder> or "
-                             "model=<Hugging Face repo id, e.g. openai/clip-vit-base-patch32>")
-        return _Source("transformers", str(self.model), model=str(self.model),
-                       kwargs={"cache_dir": self.cache_dir,
-                               "local_files_only": not self.allow_download})
+            raise ValueError(
+                "backend='transformers' needs model_path=<folder> or "
+                "model=<Hugging Face repo id, e.g. openai/clip-vit-base-patch32>"
+            )
+        return _Source(
+            "transformers",
+            str(self.model),
+            model=str(self.model),
+            kwargs={"cache_dir": self.cache_dir, "local_files_only": not self.allow_download},
+        )
 
     # ---- loading --------------------------------------------------------------------------
     def _load(self) -> tuple:
@@ -263,11 +286,15 @@ class ClipEmbedder(Embedder):
         kwargs = dict(src.kwargs)
         pretrained = kwargs.pop("pretrained", src.checkpoint)
         model, _, preprocess = open_clip.create_model_and_transforms(
-            src.model, pretrained=pretrained, device=self._device(), **_preprocess_kwargs(kwargs))
+            src.model, pretrained=pretrained, device=self._device(), **_preprocess_kwargs(kwargs)
+        )
         model.eval()
         tokenizer = open_clip.get_tokenizer(src.model)
-        dim = int(model.text_projection.shape[1]) if getattr(
-            model, "text_projection", None) is not None else None
+        dim = (
+            int(model.text_projection.shape[1])
+            if getattr(model, "text_projection", None) is not None
+            else None
+        )
         if dim is None:
             dim = int(model.encode_text(tokenizer(["a"]).to(self._device())).shape[1])
 
@@ -291,11 +318,15 @@ class ClipEmbedder(Embedder):
             processor = CLIPImageProcessor.from_pretrained(src.model, **src.kwargs)
             tokenizer = AutoTokenizer.from_pretrained(src.model, **src.kwargs)
         except OSError as exc:
-            where = src.model if self.model_path else (
-                f"the Hugging Face cache {self.cache_dir or 'default'} (repo {src.model})")
+            where = (
+                src.model
+                if self.model_path
+                else (f"the Hugging Face cache {self.cache_dir or 'default'} (repo {src.model})")
+            )
             raise WeightsNotFoundError(
                 f"CLIP model not found in {where}: {exc}. Pass model_path=<folder>"
-                + ("" if self.allow_download else " or allow_download=True")) from exc
+                + ("" if self.allow_download else " or allow_download=True")
+            ) from exc
         model = model.to(self._device()).eval()
 
         def pooled(out):
@@ -311,8 +342,10 @@ class ClipEmbedder(Embedder):
             return pooled(model.get_text_features(**tok))
 
         crop = getattr(processor, "crop_size", None)
-        sizes = [getattr(crop, k, None) or (crop.get(k) if isinstance(crop, dict) else None)
-                 for k in ("height", "width")]
+        sizes = [
+            getattr(crop, k, None) or (crop.get(k) if isinstance(crop, dict) else None)
+            for k in ("height", "width")
+        ]
         size = max((s for s in sizes if s), default=224)
         return model, image_fn, text_fn, int(model.config.projection_dim), int(size)
 
@@ -355,81 +388,3 @@ def _normalised(fn, inputs) -> np.ndarray:
         out = fn(inputs).float()
         out = torch.nn.functional.normalize(out, dim=-1)
     return out.cpu().numpy().astype(np.float32)
-
-
-# ---- a tiny random CLIP, for tests and benchmarks -----------------------------------------------
-TINY_OPEN_CLIP = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32,
-                   "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2,
-                 "layers": 2},
-}
-
-
-def save_random_clip(path: str | Path, backend: str = "open_clip", seed: int = 0) -> Path:
-    """Write a tiny randomly initialised CLIP folder (real architecture and tokenizer, no
-    training) that :class:`ClipEmbedder` loads with ``model_path=path`` (and ``backend``)."""
-    import torch
-
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    if backend == "open_clip":
-        import logging
-
-        import open_clip
-        from safetensors.torch import save_file
-
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # open_clip warns that the model is random: it is meant to be
-        try:
-            model = open_clip.create_model("ViT-B-32", pretrained=None, **_tiny_overrides())
-        finally:
-            root.setLevel(level)
-        (path / OPEN_CLIP_CONFIG).write_text(json.dumps(
-            {"model_cfg": TINY_OPEN_CLIP, "preprocess_cfg": {"size": 64}}, indent=2))
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                  str(path / "open_clip_model.safetensors"))
-        return path
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
-
-    vocab, merges = _clip_bpe()
-    eos = vocab["<|endoftext|>"]
-    config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 64, "intermediate_size": 128,
-                     "num_hidden_layers": 2, "num_attention_heads": 2,
-                     "max_position_embeddings": 77, "bos_token_id": vocab["<|startoftext|>"],
-                     "eos_token_id": eos, "pad_token_id": eos},
-        vision_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": 64, "patch_size": 16},
-        projection_dim=32)
-    CLIPModel(config).save_pretrained(path)
-    CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
-                       ).save_pretrained(path)
-    CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges]).save_pretrained(path)
-    return path
-
-
-def _tiny_overrides() -> dict[str, Any]:
-    """create_model keyword overrides that turn a built-in config into :data:`TINY_OPEN_CLIP`."""
-    return {"embed_dim": TINY_OPEN_CLIP["embed_dim"], "vision_cfg": TINY_OPEN_CLIP["vision_cfg"],
-            "text_cfg": TINY_OPEN_CLIP["text_cfg"]}
-
-
-def _clip_bpe() -> tuple[dict[str, int], list[str]]:
-    """CLIP's byte-level BPE vocabulary and merges, from the file open_clip ships in its wheel."""
-    import gzip
-
-    from open_clip.tokenizer import bytes_to_unicode, default_bpe
-
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
-    merges = lines[1:49152 - 256 - 2 + 1]
-    tokens = list(bytes_to_unicode().values())
-    tokens += [t + "</w>" for t in tokens]
-    tokens += ["".join(m.split()) for m in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    return {t: i for i, t in enumerate(tokens)}, merges

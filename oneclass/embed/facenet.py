@@ -59,8 +59,9 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def resolve_weights(pretrained: str, weights: str | Path | None = None,
-                    allow_download: bool = False) -> Path:
+def resolve_weights(
+    pretrained: str, weights: str | Path | None = None, allow_download: bool = False
+) -> Path:
     """The weights file to load (see the module notes for the order); may download."""
     if weights is not None:
         path = Path(weights).expanduser()
@@ -68,8 +69,10 @@ def resolve_weights(pretrained: str, weights: str | Path | None = None,
             raise WeightsNotFoundError(f"FaceNet weights file not found: {path}")
         return path
     if pretrained not in WEIGHT_FILES:
-        raise ValueError(f"unknown FaceNet weights {pretrained!r}; choose one of "
-                         f"{sorted(WEIGHT_FILES)} or pass weights=<file>")
+        raise ValueError(
+            f"unknown FaceNet weights {pretrained!r}; choose one of "
+            f"{sorted(WEIGHT_FILES)} or pass weights=<file>"
+        )
     cached = torch_home() / "checkpoints" / WEIGHT_FILES[pretrained]
     if cached.is_file():
         return cached
@@ -79,7 +82,8 @@ def resolve_weights(pretrained: str, weights: str | Path | None = None,
             f"FaceNet {pretrained} weights not found: looked for {cached} "
             f"($TORCH_HOME/checkpoints/). Provide them with weights='/path/to/file.pt' (or "
             f".safetensors), copy {WEIGHT_FILES[pretrained]} into {cached.parent}, or pass "
-            f"allow_download=True to fetch {url}")
+            f"allow_download=True to fetch {url}"
+        )
     import torch
 
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -101,10 +105,10 @@ def load_state_dict(path: str | Path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: cannot read FaceNet weights ({type(exc).__name__}: {exc})") \
-            from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
+        raise ValueError(
+            f"{path}: cannot read FaceNet weights ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: not a state dict of tensors (got {type(state).__name__})")
     return {k: v for k, v in state.items() if not k.startswith("logits.")}
 
@@ -118,8 +122,10 @@ def load_facenet(path: str | Path, device: str = "cpu"):
     net = InceptionResnetV1(pretrained=None, classify=False)
     missing, unexpected = net.load_state_dict(load_state_dict(path), strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: not InceptionResnetV1 weights (missing {missing[:4]}, "
-                         f"unexpected {unexpected[:4]})")
+        raise ValueError(
+            f"{path}: not InceptionResnetV1 weights (missing {missing[:4]}, "
+            f"unexpected {unexpected[:4]})"
+        )
     return net.to(device).eval()
 
 
@@ -132,7 +138,8 @@ class FaceNetEmbedder(Embedder):
     weights : a local weights file (``.pt``/``.pth``/``.safetensors``); overrides ``pretrained``.
     allow_download : fetch the official file when it is not found locally.
     detector : ``"mtcnn"`` (default), ``"hog"`` or ``"cnn"`` (see :mod:`oneclass.embed.faces`).
-    upsample, min_face_size, max_faces, fallback : as in :mod:`oneclass.embed.faces`.
+    upsample, min_face_size, max_faces, fallback, search, max_side : as in
+        :class:`oneclass.embed.dlib_face.DlibFaceEmbedder` and :mod:`oneclass.embed.faces`.
     margin : pixels of the 160 px chip added around the MTCNN box.
     batch_size : images per :meth:`embed_batch` call from :meth:`embed`.
     threads : torch CPU threads; ``None``: :func:`default_threads`.
@@ -140,13 +147,25 @@ class FaceNetEmbedder(Embedder):
     """
 
     kind = "face"
-    preprocess_version = "1"
+    preprocess_version = "2"
 
-    def __init__(self, pretrained: str = "vggface2", weights: str | Path | None = None,
-                 allow_download: bool = False, detector: str = "mtcnn",
-                 upsample: int | str = "auto", min_face_size: float = 40,
-                 max_faces: int | None = 10, fallback: bool = True, margin: int = 32,
-                 batch_size: int = 32, threads: int | None = None, device: str | None = None):
+    def __init__(
+        self,
+        pretrained: str = "vggface2",
+        weights: str | Path | None = None,
+        allow_download: bool = False,
+        detector: str = "mtcnn",
+        upsample: int | str = "auto",
+        min_face_size: float = 20,
+        max_faces: int | None = 10,
+        fallback: bool = True,
+        search: str = "wide",
+        max_side: int = facelib.MAX_SIDE,
+        margin: int = 32,
+        batch_size: int = 32,
+        threads: int | None = None,
+        device: str | None = None,
+    ):
         self.pretrained = pretrained
         self.weights = weights
         self.allow_download = allow_download
@@ -155,12 +174,14 @@ class FaceNetEmbedder(Embedder):
         self.min_face_size = min_face_size
         self.max_faces = max_faces
         self.fallback = fallback
+        self.search = search
+        self.max_side = max_side
         self.margin = margin
         self.batch_size = batch_size
         self.threads = threads
         self.device = device
         self._net = None
-        self._weights_tag = None
+        self._weights_tag: str | None = None
         self._lock = threading.Lock()
 
     def _tag(self) -> str:
@@ -171,7 +192,7 @@ class FaceNetEmbedder(Embedder):
             else:
                 path = resolve_weights(self.pretrained, self.weights)
                 self._weights_tag = "file-" + file_digest(path)[:12]
-        return self._weights_tag
+        return str(self._weights_tag)
 
     @property
     def name(self) -> str:
@@ -180,10 +201,14 @@ class FaceNetEmbedder(Embedder):
             opts.append(self.detector + ("" if self.fallback else ",nofallback"))
         if self.upsample != "auto" and self.detector != "mtcnn":
             opts.append(f"up={self.upsample}")
-        if self.min_face_size != 40:
+        if self.min_face_size != 20:
             opts.append(f"min={self.min_face_size:g}")
         if self.max_faces != 10:
             opts.append(f"max={self.max_faces}")
+        if self.search != "wide":
+            opts.append(self.search)
+        if self.max_side != facelib.MAX_SIDE:
+            opts.append(f"side={self.max_side}")
         if self.margin != 32:
             opts.append(f"margin={self.margin}")
         return f"facenet/{self._tag()}" + (f"[{','.join(opts)}]" if opts else "")
@@ -200,14 +225,20 @@ class FaceNetEmbedder(Embedder):
             if self._net is None:
                 import torch
 
-                facelib.check_face_options(self.detector, self.upsample, self.min_face_size,
-                                           self.max_faces)
+                facelib.check_face_options(
+                    self.detector,
+                    self.upsample,
+                    self.min_face_size,
+                    self.max_faces,
+                    self.search,
+                    self.max_side,
+                )
                 if not (isinstance(self.margin, int) and 0 <= self.margin < CHIP_SIZE):
-                    raise ValueError(f"margin must be an integer in [0, {CHIP_SIZE}), "
-                                     f"got {self.margin!r}")
+                    raise ValueError(
+                        f"margin must be an integer in [0, {CHIP_SIZE}), got {self.margin!r}"
+                    )
                 if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-                    raise ValueError(f"batch_size must be an integer >= 1, "
-                                     f"got {self.batch_size!r}")
+                    raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
                 path = resolve_weights(self.pretrained, self.weights, self.allow_download)
                 if torch.device(self._device()).type == "cpu":
                     torch.set_num_threads(self.threads or default_threads())
@@ -220,20 +251,34 @@ class FaceNetEmbedder(Embedder):
         if len(images) == 0:
             return []
         net = self._load()
-        arrays = [facelib.to_rgb_array(im) for im in images]
-        found = facelib.find_faces(arrays, detector=self.detector, upsample=self.upsample,
-                                   min_face_size=self.min_face_size, max_faces=self.max_faces,
-                                   fallback=self.fallback, device=self._device())
-        chips = [facelib.facenet_chips(Image.fromarray(a), f, CHIP_SIZE, self.margin)
-                 for a, f in zip(arrays, found, strict=True) if f]
+        sizes = [im.size if isinstance(im, Image.Image) else im.shape[1::-1] for im in images]
+        capped = [facelib.capped_rgb(im, self.max_side) for im in images]
+        arrays = [a for a, _ in capped]
+        found = facelib.find_faces(
+            arrays,
+            detector=self.detector,
+            upsample=self.upsample,
+            min_face_size=self.min_face_size,
+            max_faces=self.max_faces,
+            fallback=self.fallback,
+            search=self.search,
+            max_side=self.max_side,
+            device=self._device(),
+        )
+        chips = [
+            facelib.facenet_chips(Image.fromarray(a), f, CHIP_SIZE, self.margin)
+            for a, f in zip(arrays, found, strict=True)
+            if f
+        ]
         if chips:
             with torch.inference_mode():
                 vectors = net(torch.cat(chips).to(self._device())).float().cpu().numpy()
         else:
             vectors = np.zeros((0, 512), dtype=np.float32)
         out, start = [], 0
-        for arr, faces in zip(arrays, found, strict=True):
-            boxes = facelib.clipped_boxes(faces, arr.shape[1], arr.shape[0])
-            out.append(ImageEmbedding(vectors=vectors[start:start + len(faces)], boxes=boxes))
+        for (_, scale), faces, (w, h) in zip(capped, found, sizes, strict=True):
+            faces = [facelib.scaled_face(f, 1.0 / scale) for f in faces]
+            boxes = facelib.clipped_boxes(faces, w, h)
+            out.append(ImageEmbedding(vectors=vectors[start : start + len(faces)], boxes=boxes))
             start += len(faces)
         return out

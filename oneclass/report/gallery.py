@@ -41,8 +41,9 @@ def _url_copy(url: str, cache: Path | None) -> Path | None:
     return f if f.is_file() else None
 
 
-def read_image(uri: str, url_cache: Path | None = None,
-               px: int = THUMB_PX) -> tuple[Image.Image | None, str]:
+def read_image(
+    uri: str, url_cache: Path | None = None, px: int = THUMB_PX
+) -> tuple[Image.Image | None, str]:
     """The RGB image behind ``uri`` (decoded at least ``px`` wide), or ``(None, why not)``."""
     from oneclass.data.decode import decode_image
     from oneclass.data.uri import is_url, read_uri
@@ -79,12 +80,33 @@ def default_url_cache(info: dict) -> Path:
     return Path(info["download_cache"]) if info.get("download_cache") else default_cache_dir()
 
 
-def thumbs(rows: pd.DataFrame, url_cache: Path | None = None, px: int = THUMB_PX) -> list[Thumb]:
-    """One :class:`Thumb` per row (item_id, uri, family, score) with its caption lines."""
+def with_map(img: Image.Image, patch_scores: np.ndarray) -> Image.Image:
+    """Returns ``img`` with the anomaly map of its per-patch in-class scores (a ``(rows, cols)``
+    grid over the whole image) drawn over it as a heat map."""
+    from oneclass.embed.anomaly_map import anomaly_map, overlay
+
+    grid = (int(patch_scores.shape[0]), int(patch_scores.shape[1]))
+    amap = anomaly_map(patch_scores.ravel(), grid, img.size, sigma=max(1.0, min(img.size) / 56))
+    return overlay(img, amap, alpha=0.45)
+
+
+def thumbs(
+    rows: pd.DataFrame,
+    url_cache: Path | None = None,
+    px: int = THUMB_PX,
+    *,
+    maps: dict[str, np.ndarray] | None = None,
+) -> list[Thumb]:
+    """Returns one :class:`Thumb` per row (item_id, uri, family, score) with its caption lines;
+    ``maps`` (``{"map<row index>": patch scores}``, see :meth:`Run.maps`) draws the anomaly map of
+    the rows that have one over their thumbnail."""
     out = []
-    for _, r in rows.iterrows():
+    for idx, r in rows.iterrows():
         uri = str(r["uri"])
         img, why = read_image(uri, url_cache, px)
+        key = f"map{idx}"
+        if img is not None and maps and key in maps:
+            img = with_map(img, maps[key])
         name = str(r["item_id"]).replace("\\", "/").rsplit("/", 1)[-1]
         lines = [f"{r['score']:.4g}", str(r["family"] or ""), name[:28]]
         out.append(Thumb(thumbnail(img, px) if img is not None else None, lines, why))

@@ -86,15 +86,24 @@ def _table(t: Table) -> str:
     cls = f' class="{escape(t.kind)}"' if t.kind else ""
     out = [f'<div class="tcap">{escape(t.caption)}</div>'] if t.caption else []
     out.append(f'<div class="tablewrap"><table{cls}>')
-    heads = "".join(f'<th{" class=num" if t.is_numeric(j) else ""}>{escape(c)}</th>'
-                    for j, c in enumerate(t.columns))
+    heads = "".join(
+        f"<th{' class=num' if t.is_numeric(j) else ''}>{escape(c)}</th>"
+        for j, c in enumerate(t.columns)
+    )
     out.append(f"<thead><tr>{heads}</tr></thead><tbody>")
     for i, row in enumerate(t.rows):
         cells = []
         for j, v in enumerate(row):
-            c = " ".join(k for k, on in (("num", t.is_numeric(j)), ("best", t.is_bold(i, j)),
-                                         ("nw", len(v) <= 24)) if on)
-            cells.append(f'<td{f" class={chr(34)}{c}{chr(34)}" if c else ""}>{escape(v)}</td>')
+            c = " ".join(
+                k
+                for k, on in (
+                    ("num", t.is_numeric(j)),
+                    ("best", t.is_bold(i, j)),
+                    ("nw", len(v) <= 24),
+                )
+                if on
+            )
+            cells.append(f"<td{f' class={chr(34)}{c}{chr(34)}' if c else ''}>{escape(v)}</td>")
         out.append(f"<tr>{''.join(cells)}</tr>")
     out.append("</tbody></table></div>")
     if t.note:
@@ -114,8 +123,12 @@ def _gallery(g: Gallery) -> str:
         else:
             img = f'<div class="missing">{escape(t.missing or "not available")}</div>'
         first, *rest = t.lines or [""]
-        cap = "".join([f"<b>{escape(first)}</b>",
-                       *(f'<span title="{escape(x)}">{escape(x)}</span>' for x in rest)])
+        cap = "".join(
+            [
+                f"<b>{escape(first)}</b>",
+                *(f'<span title="{escape(x)}">{escape(x)}</span>' for x in rest),
+            ]
+        )
         out.append(f'<div class="thumb">{img}{cap}</div>')
     out.append("</div>")
     if g.note:
@@ -136,13 +149,16 @@ def _block(b: Block) -> str:
     if isinstance(b, Table):
         return _table(b)
     if isinstance(b, Figure):
-        return (f'<figure><img alt="{escape(b.name)}" src="{data_uri(b.png, "image/png")}">'
-                f"<figcaption>{escape(b.caption)}</figcaption></figure>")
+        return (
+            f'<figure><img alt="{escape(b.name)}" src="{data_uri(b.png, "image/png")}">'
+            f"<figcaption>{escape(b.caption)}</figcaption></figure>"
+        )
     if isinstance(b, Gallery):
         return _gallery(b)
     if isinstance(b, Details):
-        return (f"<details><summary>{escape(b.summary)}</summary><pre>{escape(b.text)}</pre>"
-                "</details>")
+        return (
+            f"<details><summary>{escape(b.summary)}</summary><pre>{escape(b.text)}</pre></details>"
+        )
     raise TypeError(f"cannot render {type(b).__name__}")
 
 
@@ -158,8 +174,11 @@ def _unique_anchors(blocks: list[Block]) -> None:
 
 
 def _toc(blocks: list[Block]) -> str:
-    items = [f'<div class="l{b.level}"><a href="#{escape(b.anchor)}">{escape(b.text)}</a></div>'
-             for b in blocks if isinstance(b, Heading) and b.level in (2, 3) and b.anchor]
+    items = [
+        f'<div class="l{b.level}"><a href="#{escape(b.anchor)}">{escape(b.text)}</a></div>'
+        for b in blocks
+        if isinstance(b, Heading) and b.level in (2, 3) and b.anchor
+    ]
     return f'<nav class="toc">{"".join(items)}</nav>' if len(items) > 2 else ""
 
 
@@ -174,10 +193,12 @@ def render(blocks: list[Block]) -> str:
         if i == 1 and toc:  # after the title and the line under it
             body.append(toc)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
-            + "\n".join(body)
-            + f"<footer>Written by oneclass.report on {stamp}. Thumbnails show photos whose "
-              "copyright stays with their owners: keep this file for local research, do not "
-              "publish it.</footer></main></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
+        + "\n".join(body)
+        + f"<footer>Written by oneclass.report on {stamp}. Thumbnails show photos whose "
+        "copyright stays with their owners: keep this file for local research, do not "
+        "publish it.</footer></main></body></html>\n"
+    )

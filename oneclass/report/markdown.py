@@ -3,13 +3,19 @@
 Figures are written as PNG files into ``assets`` (and linked relative to the Markdown file) only
 when an assets folder is given; gallery thumbnails never are (the photos belong to their owners):
 the Markdown lists those images by name, score and family instead.
+
+Every text that comes from data (suite, file and embedder names, failure reasons, run.json) is
+escaped: ``< > &`` become entities and Markdown's own characters are backslash-escaped, so a file
+named ``<img src=x onerror=...>.jpg`` is shown as text in any renderer, never as a tag or a link.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+from oneclass.outputs import atomic_write_bytes
 from oneclass.report.blocks import (
     Block,
     Details,
@@ -21,9 +27,31 @@ from oneclass.report.blocks import (
     Table,
 )
 
+_MD_SPECIAL = re.compile(r"([\\`*_|~])")
+_LINE_START = re.compile(r"^(\s*)([#>+\-=]|\d+\.)")
+
+
+def escape(v: object, *, block: bool = False) -> str:
+    """Returns ``v`` as Markdown text that renders as itself: HTML's ``& < >`` as entities,
+    Markdown's ``\\ ` * _ | ~`` backslash-escaped, ``](`` broken (no link), on one line;
+    ``block``: a paragraph or heading, where a block marker at the start (``# > + - = 1.``) is
+    escaped too."""
+    text = str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text.replace("\r", " ").replace("\n", " "))
+    text = text.replace("](", "]\\(")  # no inline link or image: [text](url), ![alt](url)
+    if block:
+        text = _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    return text
+
 
 def _cell(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return escape(v)
+
+
+def _fence(text: str) -> str:
+    """Returns a code fence longer than any run of backticks in ``text``."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def table(t: Table) -> str:
@@ -32,11 +60,14 @@ def table(t: Table) -> str:
     if t.caption:
         out.append(f"**{_cell(t.caption)}**\n")
     out.append("| " + " | ".join(_cell(c) for c in t.columns) + " |")
-    out.append("|" + "|".join("---:" if t.is_numeric(j) else "---"
-                              for j in range(len(t.columns))) + "|")
+    out.append(
+        "|" + "|".join("---:" if t.is_numeric(j) else "---" for j in range(len(t.columns))) + "|"
+    )
     for i, row in enumerate(t.rows):
-        cells = [f"**{_cell(v)}**" if t.is_bold(i, j) and v.strip() else _cell(v)
-                 for j, v in enumerate(row)]
+        cells = [
+            f"**{_cell(v)}**" if t.is_bold(i, j) and v.strip() else _cell(v)
+            for j, v in enumerate(row)
+        ]
         out.append("| " + " | ".join(cells) + " |")
     if t.note:
         out.append(f"\n_{_cell(t.note)}_")
@@ -44,35 +75,52 @@ def table(t: Table) -> str:
 
 
 def _gallery(g: Gallery) -> str:
-    rows = [[t.lines[-1] if t.lines else "", *(t.lines[1:2] or [""]), t.lines[0] if t.lines
-             else ""] for t in g.thumbs]
-    t = Table(["image", "family", "score"], rows, numeric=[False, False, True],
-              caption=g.title, note=g.note)
+    rows = [
+        [t.lines[-1] if t.lines else "", *(t.lines[1:2] or [""]), t.lines[0] if t.lines else ""]
+        for t in g.thumbs
+    ]
+    t = Table(
+        ["image", "family", "score"],
+        rows,
+        numeric=[False, False, True],
+        caption=g.title,
+        note=g.note,
+    )
     return table(t) if rows else f"**{_cell(g.title)}**\n\nNo images to show."
 
 
 def _block(b: Block, assets: Path | None, md_dir: Path) -> str:
     if isinstance(b, Heading):
-        return f"{'#' * b.level} {b.text}"
+        return f"{'#' * b.level} {escape(b.text)}"
     if isinstance(b, Para):
-        return f"> {b.text}" if b.kind == "warn" else (f"_{b.text}_" if b.kind == "note"
-                                                        else b.text)
+        text = escape(b.text, block=True)
+        return f"> {text}" if b.kind == "warn" else (f"_{text}_" if b.kind == "note" else text)
     if isinstance(b, KeyValues):
-        return table(Table(["what", "value"], [[f"**{k}**", v] for k, v in b.items]))
+        rows = [f"| **{escape(k)}** | {escape(v)} |" for k, v in b.items]
+        return "\n".join(["| what | value |", "|---|---|", *rows])
     if isinstance(b, Table):
         return table(b)
     if isinstance(b, Figure):
         if assets is None:
             return ""
         assets.mkdir(parents=True, exist_ok=True)
-        f = assets / f"{b.name}.png"
-        f.write_bytes(b.png)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", b.name).strip(".-") or "figure"
+        f = assets / f"{name}.png"
+        atomic_write_bytes(f, b.png)
         rel = Path(os.path.relpath(f, md_dir)).as_posix()
-        return f"![{b.caption}]({rel})\n\n_{b.caption}_"
+        rel = "/".join(
+            re.sub(r"[^A-Za-z0-9._-]", lambda m: f"%{ord(m.group()):02X}", part)
+            for part in rel.split("/")
+        )
+        return f"![{escape(b.caption)}]({rel})\n\n_{escape(b.caption)}_"
     if isinstance(b, Gallery):
         return _gallery(b)
     if isinstance(b, Details):
-        return f"<details><summary>{b.summary}</summary>\n\n```json\n{b.text}\n```\n\n</details>"
+        fence = _fence(b.text)
+        return (
+            f"<details><summary>{escape(b.summary)}</summary>\n\n{fence}json\n{b.text}\n"
+            f"{fence}\n\n</details>"
+        )
     raise TypeError(f"cannot render {type(b).__name__}")
 
 

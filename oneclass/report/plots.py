@@ -24,9 +24,16 @@ DPI = 110
 POS = "#1f6fb2"
 NEG = "#d9480f"
 STYLE = {
-    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-    "grid.color": "#e5e5e5", "grid.linewidth": 0.6, "axes.edgecolor": "#888888",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e5e5e5",
+    "grid.linewidth": 0.6,
+    "axes.edgecolor": "#888888",
 }
 
 
@@ -35,7 +42,7 @@ def _styled(fn: Callable[..., bytes]) -> Callable[..., bytes]:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs) -> bytes:
-        with matplotlib.rc_context(STYLE):
+        with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
             return fn(*args, **kwargs)
 
     return wrapper
@@ -92,11 +99,21 @@ def roc(curves: list[tuple[str, pd.DataFrame]], title: str = "") -> bytes:
         line = ax1.plot(fpr, tpr, lw=1.6, label=label)[0]
         ax2.plot(np.maximum(fpr, fpr_min / 2), tpr, lw=1.6, color=line.get_color())
     ax1.plot([0, 1], [0, 1], ls=":", color="#999999", lw=1)
-    ax1.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01),
-            title="ROC")
+    ax1.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title="ROC",
+    )
     ax2.set_xscale("log")
-    ax2.set(xlabel="false positive rate (log)", ylabel="true positive rate", ylim=(0, 1.01),
-            xlim=(fpr_min / 2, 1), title="ROC, low false-positive rates")
+    ax2.set(
+        xlabel="false positive rate (log)",
+        ylabel="true positive rate",
+        ylim=(0, 1.01),
+        xlim=(fpr_min / 2, 1),
+        title="ROC, low false-positive rates",
+    )
     for x in (0.01, 0.05):
         ax2.axvline(x, color="#bbbbbb", lw=0.8, ls="--")
     for ax in (ax1, ax2):
@@ -119,8 +136,9 @@ def histograms(panels: list[tuple[str, pd.DataFrame]], max_families: int = 6) ->
             continue
         bins = np.histogram_bin_edges(s["score"], bins=40)
         pos = s.loc[s["label"] == 1, "score"]
-        ax.hist(pos, bins=bins, density=True, color=POS, alpha=0.45,
-                label=f"positives ({len(pos)})")
+        ax.hist(
+            pos, bins=bins, density=True, color=POS, alpha=0.45, label=f"positives ({len(pos)})"
+        )
         neg = s[s["label"] == 0]
         fams = neg["family"].replace("", "negatives").value_counts()
         if len(fams) > max_families:
@@ -130,8 +148,15 @@ def histograms(panels: list[tuple[str, pd.DataFrame]], max_families: int = 6) ->
         cols = colours(fams.index) if len(fams) > 1 else {fams.index[0]: NEG} if len(fams) else {}
         for fam, k in fams.items():
             v = neg.loc[neg["family"].replace("", "negatives") == fam, "score"]
-            ax.hist(v, bins=bins, density=True, histtype="step", lw=1.5, color=cols[fam],
-                    label=f"{fam} ({k})")
+            ax.hist(
+                v,
+                bins=bins,
+                density=True,
+                histtype="step",
+                lw=1.5,
+                color=cols[fam],
+                label=f"{fam} ({k})",
+            )
         ax.set(title=label, xlabel="score (higher = more in-class)", ylabel="density")
         _style(ax)
         ax.legend(frameon=False, fontsize=7)
@@ -139,8 +164,13 @@ def histograms(panels: list[tuple[str, pd.DataFrame]], max_families: int = 6) ->
 
 
 @_styled
-def curves(df: pd.DataFrame, xlabel: str, flat: pd.DataFrame | None = None,
-           logx: bool = False, palette: dict[str, str] | None = None) -> bytes:
+def curves(
+    df: pd.DataFrame,
+    xlabel: str,
+    flat: pd.DataFrame | None = None,
+    logx: bool = False,
+    palette: dict[str, str] | None = None,
+) -> bytes:
     """AUC against a numeric setting value, one panel per embedder, one line per detector.
 
     ``df`` has embedder, detector, x, auc, auc_lo, auc_hi (the band is the mean bootstrap CI).
@@ -164,17 +194,21 @@ def curves(df: pd.DataFrame, xlabel: str, flat: pd.DataFrame | None = None,
             g = g.sort_values("x")
             ax.plot(g["x"], g["auc"], marker="o", ms=3.5, lw=1.5, color=col[det], label=det)
             if np.isfinite(g["auc_lo"]).all() and np.isfinite(g["auc_hi"]).all():
-                ax.fill_between(g["x"], g["auc_lo"], g["auc_hi"], color=col[det], alpha=0.10,
-                                lw=0)
+                ax.fill_between(g["x"], g["auc_lo"], g["auc_hi"], color=col[det], alpha=0.10, lw=0)
         for _, r in flat[flat["embedder"] == emb].iterrows():
-            ax.axhline(r["auc"], color=col[r["detector"]], ls="--", lw=1.2,
-                       label=f"{r['detector']} (one-class)")
+            ax.axhline(
+                r["auc"],
+                color=col[r["detector"]],
+                ls="--",
+                lw=1.2,
+                label=f"{r['detector']} (one-class)",
+            )
         if logx and (d["x"] > 0).all() and not d.empty:
             ax.set_xscale("log")
         ax.set(title=emb, xlabel=xlabel, ylabel="ROC-AUC")
         _style(ax)
         ax.legend(frameon=False, fontsize=7, loc="best")
-    for ax in axes[len(embs):]:
+    for ax in axes[len(embs) :]:
         ax.set_visible(False)
     return _png(fig)
 
@@ -188,8 +222,7 @@ def per_target(df: pd.DataFrame, configs: list[str], max_labels: int = 40) -> by
     configuration's mean as a vertical line.
     """
     targets = sorted(df["target"].unique(), key=value_sort_key)
-    col = dict(zip(configs, ["#1f6fb2", "#d9480f", "#2b8a3e", "#7048e8", "#868e96"],
-                   strict=False))
+    col = dict(zip(configs, ["#1f6fb2", "#d9480f", "#2b8a3e", "#7048e8", "#868e96"], strict=False))
     if len(targets) <= 12:
         fig = _figure(10, 3.6)
         ax = fig.subplots()
@@ -216,8 +249,11 @@ def per_target(df: pd.DataFrame, configs: list[str], max_labels: int = 40) -> by
         ax.axvline(v.mean(), color=col.get(c), lw=1, ls="--")
     ax.set_yticks(y, shown["target"].str.replace("_", " "), fontsize=7)
     ax.invert_yaxis()
-    title = (f"{len(shown)} lowest of {len(first)} targets" if len(first) > len(shown)
-             else f"all {len(first)} targets")
+    title = (
+        f"{len(shown)} lowest of {len(first)} targets"
+        if len(first) > len(shown)
+        else f"all {len(first)} targets"
+    )
     ax.set(xlabel="ROC-AUC (dashed: mean over all targets)", title=title)
     _style(ax)
     fig.legend(loc="outside upper center", ncols=min(4, len(configs)), frameon=False)

@@ -21,7 +21,7 @@ from oneclass.bench.results import (
 #: what identifies a configuration (a cell without its seed)
 CONFIG_KEYS = ["suite", "setting", "setting_value", "embedder", "detector"]
 #: what identifies one result row (a cell x family)
-ROW_KEYS = ["suite", "embedder", "detector", "seed", "setting", "setting_value", "family"]
+ROW_KEYS = ["suite", "embedder", "detector", "seed", "setting", "setting_value", "target", "family"]
 
 
 class RunFormatError(ValueError):
@@ -40,6 +40,22 @@ class Run:
     audit: pd.DataFrame
     _scores: dict[str, pd.DataFrame | None] = field(default_factory=dict, repr=False)
 
+    def maps(self, cell: str) -> dict[str, np.ndarray] | None:
+        """Returns the per-patch scores a patch embedder's cell kept for its gallery images
+        (``{"map<row>": (rows, cols)}``, rows of its scores table), or ``None``."""
+        f = self.path / "maps" / f"{cell}.npz"
+        if not f.is_file():
+            return None
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                return {
+                    k: np.asarray(z[k], dtype=np.float32)
+                    for k in z.files
+                    if k.startswith("map") and z[k].ndim == 2 and z[k].size <= 1 << 16
+                }
+        except (OSError, ValueError) as exc:
+            raise RunFormatError(f"{f}: not a readable maps file ({exc})") from exc
+
     def scores(self, cell: str) -> pd.DataFrame | None:
         """The per-image scores of ``cell`` (SCORE_COLUMNS), or ``None`` if not written."""
         if cell not in self._scores:
@@ -56,6 +72,8 @@ class Run:
                 df["label"] = pd.to_numeric(df["label"], errors="coerce")
                 df["family"] = df["family"].fillna("").astype(str)
                 df["status"] = df["status"].fillna("ok").astype(str)
+                for c in ("item_id", "uri"):  # undo the CSV's formula neutralisation
+                    df[c] = df[c].fillna("").astype(str).map(_unquote)
                 self._scores[cell] = df
         return self._scores[cell]
 
@@ -67,15 +85,48 @@ class Run:
         return r[good]
 
 
+def _unquote(v: str) -> str:
+    """Returns a CSV cell without the ``'`` that :func:`oneclass.outputs.csv_safe_cell` put
+    before a leading ``= + - @``."""
+    return v[1:] if len(v) > 1 and v[0] == "'" and v[1] in "=+-@\t\r" else v
+
+
 def _normalise_results(df: pd.DataFrame, where: Path) -> pd.DataFrame:
     df = df.reindex(columns=RESULT_COLUMNS).copy()
-    num = ["auc", "auc_lo", "auc_hi", "ap", "tpr_at_fpr1", "tpr_at_fpr5", "fpr_at_tpr95",
-           "n_pos", "n_neg", "n_train", "n_train_neg", "fit_s", "score_s", "embed_s",
-           "n_failures", "n_no_face", "seed"]
+    num = [
+        "auc",
+        "auc_lo",
+        "auc_hi",
+        "ap",
+        "tpr_at_fpr1",
+        "tpr_at_fpr5",
+        "fpr_at_tpr95",
+        "n_pos",
+        "n_neg",
+        "n_train",
+        "n_train_neg",
+        "fit_s",
+        "score_s",
+        "embed_s",
+        "n_failures",
+        "n_no_face",
+        "seed",
+    ]
     for c in num:
         df[c] = pd.to_numeric(df[c], errors="coerce")
-    for c in ["cell", "suite", "embedder", "detector", "setting", "setting_value", "family",
-              "split", "status", "error"]:
+    for c in [
+        "cell",
+        "suite",
+        "embedder",
+        "detector",
+        "setting",
+        "setting_value",
+        "target",
+        "family",
+        "split",
+        "status",
+        "error",
+    ]:
         df[c] = df[c].fillna("").astype(str)
     df["status"] = df["status"].replace("", "ok")
     df["family"] = df["family"].replace("", "all")

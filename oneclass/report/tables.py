@@ -20,9 +20,24 @@ import pandas as pd
 from oneclass.report.blocks import Table
 from oneclass.report.runs import CONFIG_KEYS, ROW_KEYS, Run, value_sort_key
 
-METRICS = ["auc", "auc_lo", "auc_hi", "ap", "tpr_at_fpr1", "tpr_at_fpr5", "fpr_at_tpr95",
-           "fit_s", "score_s", "embed_s", "n_pos", "n_neg", "n_train", "n_train_neg",
-           "n_no_face", "n_failures"]
+METRICS = [
+    "auc",
+    "auc_lo",
+    "auc_hi",
+    "ap",
+    "tpr_at_fpr1",
+    "tpr_at_fpr5",
+    "fpr_at_tpr95",
+    "fit_s",
+    "score_s",
+    "embed_s",
+    "n_pos",
+    "n_neg",
+    "n_train",
+    "n_train_neg",
+    "n_no_face",
+    "n_failures",
+]
 CFG = ["embedder", "detector"]
 
 
@@ -67,15 +82,26 @@ class Col:
 
 
 def col(header: str, key: str, fmt: Callable[[float], str] = f3, better: str = "") -> Col:
-    return Col(header, lambda r, k=key, f=fmt: f(r[k]), key, better)
+    """Returns a numeric column showing ``fmt(row[key])``."""
+
+    def show(r: pd.Series) -> str:
+        return fmt(r[key])
+
+    return Col(header, show, key, better)
 
 
 def text(header: str, key: str) -> Col:
-    return Col(header, lambda r, k=key: str(r[k]), key, "", numeric=False)
+    """Returns a text column showing ``row[key]``."""
+
+    def show(r: pd.Series) -> str:
+        return str(r[key])
+
+    return Col(header, show, key, "", numeric=False)
 
 
-def to_table(df: pd.DataFrame, cols: list[Col], caption: str = "", note: str = "",
-             kind: str = "") -> Table:
+def to_table(
+    df: pd.DataFrame, cols: list[Col], caption: str = "", note: str = "", kind: str = ""
+) -> Table:
     """Format ``df`` row by row; in columns with a direction, the best values are bold."""
     rows = [[c.fmt(r) for c in cols] for _, r in df.iterrows()]
     bold = [[bool(c.mark and c.mark(r)) for c in cols] for _, r in df.iterrows()]
@@ -90,8 +116,9 @@ def to_table(df: pd.DataFrame, cols: list[Col], caption: str = "", note: str = "
             # equal as displayed: values that round to the same text are all marked
             for i in np.flatnonzero(np.isclose(v, best, rtol=0, atol=5e-4)):
                 bold[i][j] = True
-    return Table([c.header for c in cols], rows, bold, [c.numeric for c in cols], caption, note,
-                 kind)
+    return Table(
+        [c.header for c in cols], rows, bold, [c.numeric for c in cols], caption, note, kind
+    )
 
 
 # -- aggregation --------------------------------------------------------------------------------
@@ -132,15 +159,29 @@ def ranking(run: Run, suite: str, setting: str = "main") -> pd.DataFrame:
     return main.sort_values("auc", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def ranking_per_target(run: Run, suite: str) -> pd.DataFrame:
-    """Setting ``per-target``: each target's seed mean, then the mean and the worst over targets."""
-    r = ranking(run, suite, "per-target")
+def ranking_per_target(run: Run, suite: str, setting: str = "per-target") -> pd.DataFrame:
+    """Returns, for a setting whose values are targets, each target's seed mean, then the mean
+    and the worst over targets."""
+    r = ranking(run, suite, setting)
     if r.empty:
         return r
     g = r.groupby(CFG, sort=False)
     fam_cols = [c for c in r.columns if c.startswith("auc:")]
-    out = g[["auc", "auc_lo", "auc_hi", "ap", "tpr_at_fpr1", "tpr_at_fpr5", "fpr_at_tpr95",
-             "fit_s", "score_s", "n_train_neg", *fam_cols]].mean()
+    out = g[
+        [
+            "auc",
+            "auc_lo",
+            "auc_hi",
+            "ap",
+            "tpr_at_fpr1",
+            "tpr_at_fpr5",
+            "fpr_at_tpr95",
+            "fit_s",
+            "score_s",
+            "n_train_neg",
+            *fam_cols,
+        ]
+    ].mean()
     out["targets"] = g["setting_value"].nunique()
     out["seeds"] = g["seeds"].max()
     out["auc_sd"] = g["auc"].std(ddof=1)  # spread over targets
@@ -149,6 +190,15 @@ def ranking_per_target(run: Run, suite: str) -> pd.DataFrame:
     out["worst_target"] = worst["setting_value"]
     out = out.reset_index()
     return out.sort_values("auc", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def reference(run: Run, suite: str) -> pd.DataFrame:
+    """Returns the full-training-set result of each configuration, for curves to compare with:
+    the ``main`` ranking, else the mean over targets of ``per-target``."""
+    main = ranking(run, suite, "main")
+    if main.empty:
+        main = ranking_per_target(run, suite)
+    return main
 
 
 def curve_frame(run: Run, suite: str, setting: str) -> pd.DataFrame:
@@ -178,8 +228,11 @@ def pivot(run: Run, suite: str, setting: str) -> pd.DataFrame:
 def best_config(run: Run, suite: str) -> tuple[str, pd.Series] | None:
     """(setting, row) of the best configuration of a suite: ``main`` if run, else per-target."""
     for setting in settings(run, suite):
-        r = ranking_per_target(run, suite) if setting == "per-target" else ranking(run, suite,
-                                                                                   setting)
+        r = (
+            ranking_per_target(run, suite)
+            if setting == "per-target"
+            else ranking(run, suite, setting)
+        )
         if setting in ("main", "per-target") and not r.empty:
             return setting, r.iloc[0]
     return None
@@ -226,8 +279,9 @@ def compare(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     shared = pd.DataFrame(rows)
     if not shared.empty:
         order = shared[[f"delta:{i}" for i in range(1, n)]].abs().max(axis=1) if n > 1 else 0
-        shared = shared.assign(_o=order).sort_values(["suite", "setting", "_o"],
-                                                     ascending=[True, True, False])
+        shared = shared.assign(_o=order).sort_values(
+            ["suite", "setting", "_o"], ascending=[True, True, False]
+        )
         shared = shared.drop(columns="_o").reset_index(drop=True)
     # cells not finished in every run, in suites that more than one run has
     multi = allr.groupby("suite")["run"].nunique()
@@ -236,8 +290,9 @@ def compare(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for key, g in rest.groupby(keys, sort=False):
         for i in range(n):
             gi = g[g["run"] == i]
-            status[(*key, i)] = ("absent" if gi.empty else "ok" if gi["ok"].any()
-                                 else str(gi["status"].iloc[0]))
+            status[(*key, i)] = (
+                "absent" if gi.empty else "ok" if gi["ok"].any() else str(gi["status"].iloc[0])
+            )
     only_rows = []
     per_cfg = ["suite", "setting", "embedder", "detector"]
     cells = rest.drop_duplicates(keys)
@@ -248,8 +303,9 @@ def compare(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
         row["cells"] = len(g)
         for i, run in enumerate(runs):
             st = [status[(*k, i)] for k in g[keys].itertuples(index=False, name=None)]
-            row[run.name] = ", ".join(f"{v} {st.count(v)}" if len(set(st)) > 1 else v
-                                      for v in dict.fromkeys(st))
+            row[run.name] = ", ".join(
+                f"{v} {st.count(v)}" if len(set(st)) > 1 else v for v in dict.fromkeys(st)
+            )
         only_rows.append(row)
     return shared, pd.DataFrame(only_rows)
 
@@ -270,8 +326,14 @@ def no_face(run: Run) -> pd.DataFrame:
     if r.empty:
         return pd.DataFrame(columns=["suite", "embedder", "cells", "with", "max", "total"])
     g = r.groupby(["suite", "embedder"], sort=False)["n_no_face"]
-    out = pd.DataFrame({"cells": g.size(), "with": g.apply(lambda s: int((s > 0).sum())),
-                        "max": g.max(), "total": g.sum()}).reset_index()
+    out = pd.DataFrame(
+        {
+            "cells": g.size(),
+            "with": g.apply(lambda s: int((s > 0).sum())),
+            "max": g.max(),
+            "total": g.sum(),
+        }
+    ).reset_index()
     return out[out["total"] > 0].reset_index(drop=True)
 
 
@@ -286,14 +348,20 @@ def audit_summary(run: Run) -> pd.DataFrame:
     if a.empty:
         return pd.DataFrame(columns=["suite", "seed", "pairs", "test_items", "min_distance"])
     g = a.groupby(["suite", "seed"], sort=False)
-    return pd.DataFrame({"pairs": g.size(), "test_items": g["test_id"].nunique(),
-                         "min_distance": g["distance"].min()}).reset_index()
+    return pd.DataFrame(
+        {
+            "pairs": g.size(),
+            "test_items": g["test_id"].nunique(),
+            "min_distance": g["distance"].min(),
+        }
+    ).reset_index()
 
 
 def cell_errors(run: Run) -> pd.DataFrame:
     r = run.results[~run.results.index.isin(run.ok.index) & (run.results["family"] == "all")]
-    return r[["suite", "embedder", "detector", "seed", "setting", "setting_value", "status",
-              "error"]].reset_index(drop=True)
+    return r[
+        ["suite", "embedder", "detector", "seed", "setting", "setting_value", "status", "error"]
+    ].reset_index(drop=True)
 
 
 def protocol_numbers(run: Run, suite: str) -> dict[str, str]:
@@ -317,6 +385,6 @@ def protocol_numbers(run: Run, suite: str) -> dict[str, str]:
         "seeds": ", ".join(str(int(s)) for s in sorted(r["seed"].dropna().unique())),
         "split": ", ".join(splits) or "not recorded",
         f"sizes ({st[0]})": f"train {rng('n_train')} (labelled negatives {rng('n_train_neg')}), "
-                            f"test positives {rng('n_pos')}, test negatives {rng('n_neg')}",
+        f"test positives {rng('n_pos')}, test negatives {rng('n_neg')}",
         "configurations": str(r.groupby(CFG).ngroups),
     }
