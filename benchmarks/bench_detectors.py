@@ -36,10 +36,24 @@ from oneclass.metrics import METRIC_KEYS, evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: (our registry name, PyOD class name)
-PAIRS = (("knn", "KNN"), ("ocsvm", "OCSVM"), ("iforest", "IForest"), ("mahalanobis", "MCD"),
-         ("deep-svdd", "DeepSVDD"))
-COLUMNS = ("set", "seed", "side", "detector", *METRIC_KEYS, "fit_s", "score_s", "seconds",
-           "omp_threads")
+PAIRS = (
+    ("knn", "KNN"),
+    ("ocsvm", "OCSVM"),
+    ("iforest", "IForest"),
+    ("mahalanobis", "MCD"),
+    ("deep-svdd", "DeepSVDD"),
+)
+COLUMNS = (
+    "set",
+    "seed",
+    "side",
+    "detector",
+    *METRIC_KEYS,
+    "fit_s",
+    "score_s",
+    "seconds",
+    "omp_threads",
+)
 
 
 def run_one(side: str, name: str, split, seed: int) -> tuple[np.ndarray, float, float]:
@@ -83,13 +97,24 @@ def run(sets, seeds, pairs, csv_path: Path, n_boot: int, resume: bool, root=None
                         continue
                     scores, fit_s, score_s = run_one(side, name, split, seed)
                     m = evaluate(split.y_test, scores, n_boot=n_boot, seed=seed)
-                    row = {"set": set_name, "seed": seed, "side": side, "detector": name, **m,
-                           "fit_s": fit_s, "score_s": score_s, "seconds": fit_s + score_s,
-                           "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset")}
+                    row = {
+                        "set": set_name,
+                        "seed": seed,
+                        "side": side,
+                        "detector": name,
+                        **m,
+                        "fit_s": fit_s,
+                        "score_s": score_s,
+                        "seconds": fit_s + score_s,
+                        "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+                    }
                     with open(csv_path, "a", newline="") as fh:
                         csv.DictWriter(fh, COLUMNS).writerow(row)
-                    print(f"{set_name:22s} seed {seed} {side:4s} {name:12s} AUC {m['auc']:.4f} "
-                          f"{fit_s + score_s:8.2f}s", flush=True)
+                    print(
+                        f"{set_name:22s} seed {seed} {side:4s} {name:12s} AUC {m['auc']:.4f} "
+                        f"{fit_s + score_s:8.2f}s",
+                        flush=True,
+                    )
 
 
 # ---- tables ----------------------------------------------------------------------------------
@@ -107,11 +132,18 @@ def paired(df: pd.DataFrame, pairs) -> pd.DataFrame:
             continue
         agg = both.groupby("set", sort=False).agg(
             seeds=("seed", "count"),
-            **{f"{stat}_{side}": (f"{col}_{side}", fn)
-               for side in ("ours", "pyod")
-               for stat, col, fn in (("auc", "auc", "mean"), ("auc_sd", "auc", "std"),
-                                     ("auc_lo", "auc_lo", "mean"), ("auc_hi", "auc_hi", "mean"),
-                                     ("seconds", "seconds", "mean"))})
+            **{
+                f"{stat}_{side}": (f"{col}_{side}", fn)
+                for side in ("ours", "pyod")
+                for stat, col, fn in (
+                    ("auc", "auc", "mean"),
+                    ("auc_sd", "auc", "std"),
+                    ("auc_lo", "auc_lo", "mean"),
+                    ("auc_hi", "auc_hi", "mean"),
+                    ("seconds", "seconds", "mean"),
+                )
+            },
+        )
         agg.insert(0, "pair", f"{ours} vs {theirs}")
         rows.append(agg.reset_index())
     out = pd.concat(rows, ignore_index=True)
@@ -122,17 +154,20 @@ def paired(df: pd.DataFrame, pairs) -> pd.DataFrame:
 
 def summary(p: pd.DataFrame) -> pd.DataFrame:
     g = p.groupby("pair", sort=False)
-    return pd.DataFrame({
-        "sets": g.size(),
-        "mean AUC ours": g.auc_ours.mean(),
-        "mean AUC PyOD": g.auc_pyod.mean(),
-        "ours >= PyOD": g.apply(lambda d: int((d.delta >= 0).sum()), include_groups=False),
-        "ours >= PyOD - 0.02": g.apply(lambda d: int((d.delta >= -0.02).sum()),
-                                       include_groups=False),
-        "median time ratio": g.time_ratio.median(),
-        "sum s ours": g.seconds_ours.sum(),
-        "sum s PyOD": g.seconds_pyod.sum(),
-    }).reset_index()
+    return pd.DataFrame(
+        {
+            "sets": g.size(),
+            "mean AUC ours": g.auc_ours.mean(),
+            "mean AUC PyOD": g.auc_pyod.mean(),
+            "ours >= PyOD": g.apply(lambda d: int((d.delta >= 0).sum()), include_groups=False),
+            "ours >= PyOD - 0.02": g.apply(
+                lambda d: int((d.delta >= -0.02).sum()), include_groups=False
+            ),
+            "median time ratio": g.time_ratio.median(),
+            "sum s ours": g.seconds_ours.sum(),
+            "sum s PyOD": g.seconds_pyod.sum(),
+        }
+    ).reset_index()
 
 
 def md_table(df: pd.DataFrame) -> str:
@@ -153,10 +188,15 @@ def machine(threads: str) -> str:
             continue
     import torch
 
-    gpu = (f"GPU {torch.cuda.get_device_name(0)} (used by deep-svdd's device='auto')"
-           if torch.cuda.is_available() else "no GPU")
-    return (f"{cpu}, {cores} CPU cores available, {gpu}; OMP_NUM_THREADS={threads} during the "
-            f"runs; Python {platform.python_version()}, {', '.join(versions)}")
+    gpu = (
+        f"GPU {torch.cuda.get_device_name(0)} (used by deep-svdd's device='auto')"
+        if torch.cuda.is_available()
+        else "no GPU"
+    )
+    return (
+        f"{cpu}, {cores} CPU cores available, {gpu}; OMP_NUM_THREADS={threads} during the "
+        f"runs; Python {platform.python_version()}, {', '.join(versions)}"
+    )
 
 
 def report(csv_path: Path, pairs, n_boot: int, note: str = "") -> str:
@@ -164,29 +204,44 @@ def report(csv_path: Path, pairs, n_boot: int, note: str = "") -> str:
     p = paired(df, pairs)
     s = summary(p)
     seeds = sorted(df.seed.unique().tolist())
-    fmt = {"mean AUC ours": "{:.4f}", "mean AUC PyOD": "{:.4f}", "median time ratio": "{:.2g}",
-           "sum s ours": "{:.3g}", "sum s PyOD": "{:.3g}"}
+    fmt = {
+        "mean AUC ours": "{:.4f}",
+        "mean AUC PyOD": "{:.4f}",
+        "median time ratio": "{:.2g}",
+        "sum s ours": "{:.3g}",
+        "sum s PyOD": "{:.3g}",
+    }
     for col, f in fmt.items():
         s[col] = s[col].map(f.format)
+
     def with_ci(side: str) -> list[str]:
         cols = zip(p[f"auc_{side}"], p[f"auc_lo_{side}"], p[f"auc_hi_{side}"], strict=True)
         return [f"{a:.4f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in cols]
 
-    detail = pd.DataFrame({
-        "set": p.set, "pair": p.pair, "seeds": p.seeds,
-        "ours AUC [95% CI]": with_ci("ours"),
-        "PyOD AUC [95% CI]": with_ci("pyod"),
-        "delta": p.delta.map("{:+.4f}".format),
-        "ours s": p.seconds_ours.map("{:.3g}".format),
-        "PyOD s": p.seconds_pyod.map("{:.3g}".format),
-        "time ratio": p.time_ratio.map("{:.2g}".format),
-        "seed sd ours/PyOD": [f"{a:.3f} / {b:.3f}"
-                              for a, b in zip(p.auc_sd_ours, p.auc_sd_pyod, strict=True)],
-    })
+    detail = pd.DataFrame(
+        {
+            "set": p.set,
+            "pair": p.pair,
+            "seeds": p.seeds,
+            "ours AUC [95% CI]": with_ci("ours"),
+            "PyOD AUC [95% CI]": with_ci("pyod"),
+            "delta": p.delta.map("{:+.4f}".format),
+            "ours s": p.seconds_ours.map("{:.3g}".format),
+            "PyOD s": p.seconds_pyod.map("{:.3g}".format),
+            "time ratio": p.time_ratio.map("{:.2g}".format),
+            "seed sd ours/PyOD": [
+                f"{a:.3f} / {b:.3f}" for a, b in zip(p.auc_sd_ours, p.auc_sd_pyod, strict=True)
+            ],
+        }
+    )
     threads = ", ".join(sorted(df.omp_threads.astype(str).unique()))
-    return NOTES.format(machine=machine(threads) + (f". {note}" if note else ""),
-                        seeds=", ".join(map(str, seeds)), n_boot=n_boot,
-                        summary=md_table(s), detail=md_table(detail))
+    return NOTES.format(
+        machine=machine(threads) + (f". {note}" if note else ""),
+        seeds=", ".join(map(str, seeds)),
+        n_boot=n_boot,
+        summary=md_table(s),
+        detail=md_table(detail),
+    )
 
 
 NOTES = """# Detectors on ADBench image embeddings: oneclass vs PyOD
@@ -224,11 +279,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", default=list(CV_SETS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--pairs", nargs="+", default=[o for o, _ in PAIRS],
-                    help="our detectors to run, each with its PyOD counterpart")
+    ap.add_argument(
+        "--pairs",
+        nargs="+",
+        default=[o for o, _ in PAIRS],
+        help="our detectors to run, each with its PyOD counterpart",
+    )
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--data", type=Path, default=None,
-                    help="data root holding adbench/ (default: ONECLASS_DATA / ../shared/data)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="data root holding adbench/ (default: ONECLASS_DATA / ../shared/data)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "detectors_adbench")
     ap.add_argument("--note", default="", help="a sentence about the run for the report")
     ap.add_argument("--resume", action="store_true", help="skip runs already in the CSV")

@@ -59,8 +59,9 @@ def image_set(spec: str, n_cifar: int, seed: int, tmp: Path) -> list[ImageItem]:
         return FolderSource(root / "niccage" / "crops").items()
     if spec == "cifar":
         items = ZipSource(root / "cifar10" / "cifar10_subset.zip", "cifar10_jpg/test").items()
-        return sorted(random.Random(seed).sample(items, min(n_cifar, len(items))),
-                      key=lambda it: it.id)
+        return sorted(
+            random.Random(seed).sample(items, min(n_cifar, len(items))), key=lambda it: it.id
+        )
     if spec.startswith("synthetic:"):
         return synthetic_jpegs(int(spec.split(":", 1)[1]), tmp / "synthetic", seed)
     raise ValueError(f"unknown set {spec!r}: niccage, cifar or synthetic:N")
@@ -96,7 +97,7 @@ def build(spec: str, tmp: Path):
 def run_one(spec: str, items: list[ImageItem], tmp: Path, workers: int | None = None) -> dict:
     emb = build(spec, tmp)
     t0 = time.perf_counter()
-    warmup = items[:max(2, int(getattr(emb, "batch_size", 2)))]  # load, compile, tune kernels
+    warmup = items[: max(2, int(getattr(emb, "batch_size", 2)))]  # load, compile, tune kernels
     first = embed_items(emb, warmup, progress=False)
     load_s = time.perf_counter() - t0
     if len(first.failures) == len(warmup):
@@ -106,9 +107,17 @@ def run_one(spec: str, items: list[ImageItem], tmp: Path, workers: int | None = 
         cold = embed_items(emb, items, cache=cache, progress=False, workers=workers)
         warm = embed_items(emb, items, cache=cache, progress=False, workers=workers)
     db.unlink()
-    return {"embedder": emb.name, "spec": spec, "n": len(items), "load_s": load_s,
-            "cold": cold.rate, "warm": warm.rate, "failed": len(cold.failures),
-            "no_face": len(cold.no_face), "batch": getattr(emb, "batch_size", "")}
+    return {
+        "embedder": emb.name,
+        "spec": spec,
+        "n": len(items),
+        "load_s": load_s,
+        "cold": cold.rate,
+        "warm": warm.rate,
+        "failed": len(cold.failures),
+        "no_face": len(cold.no_face),
+        "batch": getattr(emb, "batch_size", ""),
+    }
 
 
 def machine() -> dict[str, str]:
@@ -117,29 +126,42 @@ def machine() -> dict[str, str]:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return {"CPU": cpu, "cores usable": str(default_threads()),
-            "torch threads": str(torch.get_num_threads()), "GPU": gpu,
-            "device used": default_device(),
-            "load average (1/5/15 min) at the end": load,
-            "python": platform.python_version(), "torch": metadata.version("torch"),
-            "pillow": metadata.version("pillow")}
+    return {
+        "CPU": cpu,
+        "cores usable": str(default_threads()),
+        "torch threads": str(torch.get_num_threads()),
+        "GPU": gpu,
+        "device used": default_device(),
+        "load average (1/5/15 min) at the end": load,
+        "python": platform.python_version(),
+        "torch": metadata.version("torch"),
+        "pillow": metadata.version("pillow"),
+    }
 
 
 def markdown(rows: list[dict], skipped: list[str], info: dict[str, str], args) -> str:
-    lines = ["# Embedder throughput", "",
-             "Images per second through `embed_items` (read, hash, decode, embed, store); "
-             "loading the model and a first full batch are excluded (the load column). "
-             "Warm = the same items again with the cache filled by the cold run. "
-             "Written by `benchmarks/bench_embedders.py`.", ""]
+    lines = [
+        "# Embedder throughput",
+        "",
+        "Images per second through `embed_items` (read, hash, decode, embed, store); "
+        "loading the model and a first full batch are excluded (the load column). "
+        "Warm = the same items again with the cache filled by the cold run. "
+        "Written by `benchmarks/bench_embedders.py`.",
+        "",
+    ]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- command: `{' '.join(['python', 'benchmarks/bench_embedders.py', *args])}`", ""]
-    lines += ["| embedder | name | set | images | batch | load s | cold img/s | warm img/s "
-              "| warm/cold | failed | no face |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "| embedder | name | set | images | batch | load s | cold img/s | warm img/s "
+        "| warm/cold | failed | no face |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['spec']} | {r['embedder']} | {r['set']} | {r['n']} | {r['batch']} | "
-                     f"{r['load_s']:.1f} | {r['cold']:.1f} | {r['warm']:.0f} | "
-                     f"{r['warm'] / r['cold']:.0f}x | {r['failed']} | {r['no_face']} |")
+        lines.append(
+            f"| {r['spec']} | {r['embedder']} | {r['set']} | {r['n']} | {r['batch']} | "
+            f"{r['load_s']:.1f} | {r['cold']:.1f} | {r['warm']:.0f} | "
+            f"{r['warm'] / r['cold']:.0f}x | {r['failed']} | {r['no_face']} |"
+        )
     if skipped:
         lines += ["", "Skipped:", *[f"- {s}" for s in skipped]]
     return "\n".join(lines) + "\n"
@@ -151,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", nargs="+", default=DEFAULT_SETS)
     ap.add_argument("--n-cifar", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=None,
-                    help="embed_items read/decode threads (default: 2 x cores)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="embed_items read/decode threads (default: 2 x cores)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "embedders_throughput.md")
     args = ap.parse_args(argv)
     rows, skipped = [], []
@@ -178,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 row["set"] = s
                 rows.append(row)
-                print(f"{row['embedder']:<40} {s:<10} cold {row['cold']:7.1f} img/s  warm "
-                      f"{row['warm']:8.0f} img/s  ({row['warm'] / row['cold']:.0f}x)  "
-                      f"load {row['load_s']:.1f} s  failed {row['failed']}", flush=True)
+                print(
+                    f"{row['embedder']:<40} {s:<10} cold {row['cold']:7.1f} img/s  warm "
+                    f"{row['warm']:8.0f} img/s  ({row['warm'] / row['cold']:.0f}x)  "
+                    f"load {row['load_s']:.1f} s  failed {row['failed']}",
+                    flush=True,
+                )
     text = markdown(rows, skipped, machine(), argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

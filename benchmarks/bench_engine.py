@@ -1,4 +1,4 @@
-"""Scale figures of the engines: runtimes, Ray workers, memory as the collection grows, 100M on paper.
+"""Scale figures of the engines: runtimes, Ray workers, memory as the collection grows.
 
 Prints each figure and writes ``benchmarks/results/scale_engine.md`` (merged into ``scale.md``).
 Not a test: it measures. The machine is shared, so quote the medians and the ratios of one run.
@@ -76,22 +76,32 @@ def section_runtime(n: int) -> list[str]:
 
     ref = run(make_embedder("effnet-lite0:optimize=none"))
     jit = make_embedder("effnet-lite0")
-    rows = ["| runtime | images/s (median of 3) | min cosine to torch eager fp32 |", "|---|---|---|"]
+    rows = [
+        "| runtime | images/s (median of 3) | min cosine to torch eager fp32 |",
+        "|---|---|---|",
+    ]
     candidates = [
         ("torch fp32 (jit, default)", jit),
         ("torch bf16 (jit)", make_embedder("effnet-lite0:precision=bf16")),
         ("onnxruntime fp32", OnnxEmbedder(jit, export_embedder(jit, tmp / "f.onnx"))),
-        ("onnxruntime int8 (dynamic)",
-         OnnxEmbedder(jit, export_embedder(jit, tmp / "q.onnx", precision="int8"),
-                      precision="int8")),
+        (
+            "onnxruntime int8 (dynamic)",
+            OnnxEmbedder(
+                jit, export_embedder(jit, tmp / "q.onnx", precision="int8"), precision="int8"
+            ),
+        ),
     ]
     for label, emb in candidates:
         run(emb)  # warm up: model load, first-call optimisation
         rate, vecs = timed_rate(lambda e=emb: run(e), len(items))
         rows.append(f"| {label} | {rate:.1f} | {cos(ref, vecs):.5f} |")
         print(rows[-1], flush=True)
-    return [f"### Runtimes: EfficientNet-Lite0, {len(items)} real JPEGs, decode included, "
-            f"no cache, {os.cpu_count()} cores", "", *rows]
+    return [
+        f"### Runtimes: EfficientNet-Lite0, {len(items)} real JPEGs, decode included, "
+        f"no cache, {os.cpu_count()} cores",
+        "",
+        *rows,
+    ]
 
 
 def section_ray(n: int) -> list[str]:
@@ -110,20 +120,30 @@ def section_ray(n: int) -> list[str]:
     local.score_collection(pipe, images, sink=frames.append, progress=False, batch_size=64)
     base = time.perf_counter() - t0
     ref = np.concatenate([f.score.to_numpy() for f in frames])
-    rows = ["| engine | workers | images/s | max score difference vs in-process |",
-            "|---|---|---|---|", f"| in-process | - | {len(images) / base:.1f} | 0 |"]
+    rows = [
+        "| engine | workers | images/s | max score difference vs in-process |",
+        "|---|---|---|---|",
+        f"| in-process | - | {len(images) / base:.1f} | 0 |",
+    ]
     for workers in (1, 2):
         got: list = []
         t0 = time.perf_counter()
-        ray_engine.score_collection(tmp / "m", images, sink=got.append, workers=workers,
-                                    batch_size=32, progress=False)
+        ray_engine.score_collection(
+            tmp / "m", images, sink=got.append, workers=workers, batch_size=32, progress=False
+        )
         secs = time.perf_counter() - t0
         diff = np.max(np.abs(np.concatenate([f.score.to_numpy() for f in got]) - ref))
-        rows.append(f"| ray (local, includes start-up) | {workers} | {len(images) / secs:.1f} "
-                    f"| {diff:.2e} |")
+        rows.append(
+            f"| ray (local, includes start-up) | {workers} | {len(images) / secs:.1f} "
+            f"| {diff:.2e} |"
+        )
         print(rows[-1], flush=True)
-    return [f"### Ray workers, {len(images)} real JPEGs, EfficientNet-Lite0 + kNN, "
-            f"{os.cpu_count()} cores", "", *rows]
+    return [
+        f"### Ray workers, {len(images)} real JPEGs, EfficientNet-Lite0 + kNN, "
+        f"{os.cpu_count()} cores",
+        "",
+        *rows,
+    ]
 
 
 def section_memory() -> list[str]:
@@ -143,11 +163,20 @@ def section_memory() -> list[str]:
     for n in (10_000, 30_000, 100_000):
         lst = tmp / f"list{n}.txt"
         lst.write_text("\n".join(f"{files[i % len(files)]}" for i in range(n)) + "\n")
-        cmd = [sys.executable, "-c",
-               "import resource,sys; from oneclass.cli import main; rc=main(sys.argv[1:]); "
-               "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)",
-               "-q", "score", "--model", str(tmp / "m"), str(lst), "--no-cache",
-               "--out", str(tmp / "s.csv")]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import resource,sys; from oneclass.cli import main; rc=main(sys.argv[1:]); "
+            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)",
+            "-q",
+            "score",
+            "--model",
+            str(tmp / "m"),
+            str(lst),
+            "--no-cache",
+            "--out",
+            str(tmp / "s.csv"),
+        ]
         t0 = time.perf_counter()
         res = subprocess.run(cmd, capture_output=True, text=True)
         secs = time.perf_counter() - t0
@@ -155,8 +184,12 @@ def section_memory() -> list[str]:
         peak = int(rss[-1].split()[1]) / 1024 if rss else float("nan")
         rows.append(f"| {n:,} | {peak:.0f} | {secs:.0f} |")
         print(rows[-1], res.stderr[-300:] if res.returncode else "", flush=True)
-    return ["### Memory of `oneclass score --out` as the collection grows (tiny-image embedder, "
-            "a list file of generated PNGs)", "", *rows]
+    return [
+        "### Memory of `oneclass score --out` as the collection grows (tiny-image embedder, "
+        "a list file of generated PNGs)",
+        "",
+        *rows,
+    ]
 
 
 def main() -> None:
@@ -167,13 +200,18 @@ def main() -> None:
     sections = a.section or ["runtime", "ray", "memory"]
     parts = [f"## Engines (`python benchmarks/bench_engine.py`), {time.strftime('%Y-%m-%d')}", ""]
     for s in sections:
-        parts += {"runtime": lambda: section_runtime(a.images), "ray": lambda: section_ray(a.images),
-                  "memory": section_memory}[s]() + [""]
+        parts += {
+            "runtime": lambda: section_runtime(a.images),
+            "ray": lambda: section_ray(a.images),
+            "memory": section_memory,
+        }[s]() + [""]
     load = os.getloadavg()
     parts.append(f"Load average during the run: {load[0]:.1f} (2 cores; other jobs share them).")
     OUT.write_text("\n".join(parts) + "\n")
-    print(f"wrote {OUT}; peak RSS of this process "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"wrote {OUT}; peak RSS of this process "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def knn_rows(n_ref: int, args: argparse.Namespace, done: set[tuple[int, str]], o
         t0 = time.perf_counter()
         det.fit(ref)
         fit_s = time.perf_counter() - t0
-        scores, query_s = timed(lambda d=det: d.score_samples(queries), args.repeats)
+        scores, query_s = timed(partial(det.score_samples, queries), args.repeats)
         ids = det.index_.candidates(unit, args.k)
         pairs = zip(truth.tolist(), ids.tolist(), strict=True)
         recall = float(np.mean([len(set(a) & set(b)) / args.k for a, b in pairs]))
@@ -207,8 +208,9 @@ this one (same run); recall = recall@{k} of the index's neighbours of the querie
 search; index_recall_ = the fitted attribute (recall@{k} on 256 training rows, own row left
 out); AUC = ROC-AUC of in-class vs out-of-class queries with a {n_boot}-resample bootstrap 95%
 CI (`oneclass.metrics`); delta = AUC - exact AUC. Index settings are the defaults (nlist ~
-4 sqrt(n), nprobe = max(8, sqrt(nlist) / 2); HNSW M=32, efSearch=64, efConstruction=40). The machine is
-shared with other jobs, so absolute seconds are noisy; the ratios are measured in one run.
+4 sqrt(n), nprobe = max(8, sqrt(nlist) / 2); HNSW M=32, efSearch=64, efConstruction=40).
+The machine is shared with other jobs, so absolute seconds are noisy; the ratios are measured
+in one run.
 
 {table}
 
@@ -303,7 +305,7 @@ def coreset_section(args: argparse.Namespace) -> str:
             (n, 300), dtype=np.float32
         )
         for frac in (0.01, 0.1):
-            ids, secs = timed(lambda X=X, f=frac: greedy_coreset(X, f, seed=args.seed), 1)
+            ids, secs = timed(partial(greedy_coreset, X, frac, seed=args.seed), 1)
             rows.append(
                 {
                     "bank": f"{n:,} x 300",

@@ -32,8 +32,17 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from oneclass.calibrate import threshold_for_fpr, threshold_for_tpr
 
 #: keys of :func:`evaluate`'s result, in the order a results table shows them
-METRIC_KEYS = ("auc", "auc_lo", "auc_hi", "ap", "tpr_at_fpr1", "tpr_at_fpr5", "fpr_at_tpr95",
-               "n_pos", "n_neg")
+METRIC_KEYS = (
+    "auc",
+    "auc_lo",
+    "auc_hi",
+    "ap",
+    "tpr_at_fpr1",
+    "tpr_at_fpr5",
+    "fpr_at_tpr95",
+    "n_pos",
+    "n_neg",
+)
 
 # resampled count matrices are built in chunks of at most this many cells (memory bound)
 _CHUNK_CELLS = 1 << 20
@@ -106,12 +115,13 @@ def bootstrap_auc(y, scores, n_boot: int = 1000, seed: int | None = 0) -> np.nda
         c_pos, c_neg = counts(rank_pos), counts(rank_neg)
         # 2 x #(positive <= negative pairs, ties counted one half), per resample
         losses2 = (c_neg * (2 * np.cumsum(c_pos, axis=1) - c_pos)).sum(axis=1)
-        out[start:start + b] = 1.0 - losses2 / (2.0 * n_pos * n_neg)
+        out[start : start + b] = 1.0 - losses2 / (2.0 * n_pos * n_neg)
     return out
 
 
-def auc_ci(y, scores, n_boot: int = 1000, seed: int | None = 0,
-           level: float = 0.95) -> tuple[float, float]:
+def auc_ci(
+    y, scores, n_boot: int = 1000, seed: int | None = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Stratified percentile-bootstrap confidence interval of the ROC-AUC."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
@@ -122,8 +132,9 @@ def auc_ci(y, scores, n_boot: int = 1000, seed: int | None = 0,
     return float(lo), float(hi)
 
 
-def evaluate(y, scores, n_boot: int = 1000, seed: int | None = 0,
-             level: float = 0.95) -> dict[str, float | int]:
+def evaluate(
+    y, scores, n_boot: int = 1000, seed: int | None = 0, level: float = 0.95
+) -> dict[str, float | int]:
     """All metrics as one flat dict (keys: :data:`METRIC_KEYS`); ``n_boot=0`` skips the CI (NaN).
 
     ``y``: 1 = in-class, 0 = not; ``scores``: higher = more in-class.

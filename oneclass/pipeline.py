@@ -28,6 +28,7 @@ from oneclass.embed import aggregate
 from oneclass.embed.base import Embedder, EmbedderState, ImageEmbedding
 from oneclass.embed.registry import embedder_from_state, embedder_spec, make_embedder
 from oneclass.persist import detector_from_payload, detector_payload, write_bundle
+from oneclass.pipeline_calibration import image_crossfit_scores
 from oneclass.pipeline_inputs import EmbeddedImages, ImagesLike, as_items, embed_images
 from oneclass.pipeline_maps import ScoreDetails
 from oneclass.pipeline_saved import check_saved_fields, saved_embedder_spec, spec_for_saving
@@ -176,13 +177,24 @@ class Pipeline:
         how, folds = str(info.get("method", "in-sample")), info.get("folds")
         pos = np.asarray(det.calibration_scores_, dtype=np.float64)
         rows_differ = aggregate.aggregation_for(kind).train == "all"
-        if rows_differ:
+        if rows_differ and int(det.calibration_folds) == 0:  # in-sample, as asked
             row_scores = -np.asarray(det.decision_scores_, dtype=np.float64)
             per_image = aggregate.image_scores_from_rows(
                 row_scores, train.image_index, n_images, kind
             )
             pos = per_image[np.isfinite(per_image)]
             how = f"{how}, per image"
+        elif rows_differ:  # folds cut by image, not by patch
+            per_image = image_crossfit_scores(
+                det,
+                train,
+                n_images,
+                kind,
+                folds=int(det.calibration_folds),
+                seed=getattr(det, "random_state", None),
+            )
+            pos = per_image[np.isfinite(per_image)]
+            how, folds = "cross-fitted by image", int(det.calibration_folds)
         neg_scores = None
         if neg is not None:
             s = aggregate.score_images(neg.embeddings, kind, det.score_samples).scores

@@ -33,7 +33,8 @@ def test_load_adbench_converts_anomaly_labels_to_inclass(data_root):
 def test_all_image_sets_and_the_classical_ones_are_there(data_root):
     names = available_adbench(data_root)
     assert [n for n in names if n.startswith("CV_by_ResNet18/")] == sorted(
-        f"CV_by_ResNet18/{s}" for s in CV_SETS)
+        f"CV_by_ResNet18/{s}" for s in CV_SETS
+    )
     assert "Classical/4_breastw" in names
     X, y = load_adbench("4_breastw", root=data_root)
     assert X.shape[0] == y.shape[0] and set(np.unique(y)) == {0, 1}

@@ -16,8 +16,7 @@ def test_calibration_on_many_samples_scores_a_capped_subset(cifar10_0):
     BaseDetector.max_calibration_scores = 500
     try:
         det = oneclass.make_detector("mahalanobis", random_state=0, calibration_folds=5).fit(X)
-        insample = oneclass.make_detector("mahalanobis", random_state=0,
-                                          calibration_folds=0).fit(X)
+        insample = oneclass.make_detector("mahalanobis", random_state=0, calibration_folds=0).fit(X)
     finally:
         BaseDetector.max_calibration_scores = old
     assert det.calibration_scores_.size == 500 and insample.calibration_scores_.size == 500

@@ -38,8 +38,11 @@ def contract_detectors() -> list:
         if name == "pyod:<Name>":
             names.extend(PYOD_MODELS)
         elif name in NOT_VECTOR_DETECTORS:
-            names.append(pytest.param(name, marks=pytest.mark.skip(
-                reason=f"{name} {NOT_VECTOR_DETECTORS[name]}")))
+            names.append(
+                pytest.param(
+                    name, marks=pytest.mark.skip(reason=f"{name} {NOT_VECTOR_DETECTORS[name]}")
+                )
+            )
         else:
             names.append(name)
     return names
@@ -58,7 +61,7 @@ def data(cifar10_0) -> dict[str, np.ndarray]:
     neg = rng.permutation(np.flatnonzero(y == 0))
     return {
         "train_pos": X[pos[:N_TRAIN_POS]],
-        "test_pos": X[pos[N_TRAIN_POS:N_TRAIN_POS + N_TEST_POS]],
+        "test_pos": X[pos[N_TRAIN_POS : N_TRAIN_POS + N_TEST_POS]],
         "train_neg": X[neg[:N_TRAIN_NEG]],
         "test_neg": X[neg[N_TRAIN_NEG:]],
     }
@@ -145,7 +148,7 @@ def test_shapes_and_dtypes(fitted, data):
 def test_a_sample_scores_the_same_alone_or_in_any_batch(fitted, data):
     X = np.vstack([data["test_pos"][:40], data["test_neg"][:10]])
     s = fitted.score_samples(X)
-    alone = np.array([fitted.score_samples(X[i:i + 1])[0] for i in (0, 3, 45)])
+    alone = np.array([fitted.score_samples(X[i : i + 1])[0] for i in (0, 3, 45)])
     assert alone == pytest.approx(s[[0, 3, 45]], rel=1e-5, abs=1e-9)  # float32 rounding at most
     assert fitted.score_samples(X[::-1])[::-1] == pytest.approx(s, rel=1e-5, abs=1e-9)
 
@@ -257,8 +260,7 @@ def test_bad_scoring_input_raises_a_clear_value_error(fitted, case, data):
 
 
 def test_binary_baselines_need_both_classes(data):
-    binary = [n for n in DETECTORS if isinstance(n, str)
-              and make(n).requires_negatives]
+    binary = [n for n in DETECTORS if isinstance(n, str) and make(n).requires_negatives]
     assert binary, "logistic, svm and mlp are binary baselines"
     pos = data["train_pos"][:20]
     for name in binary:

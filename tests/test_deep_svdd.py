@@ -127,9 +127,9 @@ def test_registry_builds_it():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"nu": 0.0}, "nu must be in"),
-        ({"nu": 1.5}, "nu must be in"),
-        ({"objective": "hard-margin"}, "unknown objective"),
+        ({"nu": 0.0}, "'nu' parameter"),
+        ({"nu": 1.5}, "'nu' parameter"),
+        ({"objective": "hard-margin"}, "'objective' parameter"),
         ({"hidden_sizes": [64, 0]}, "hidden_sizes must be positive"),
         ({"hidden_sizes": ["wide"]}, "hidden_sizes must be a list of ints"),
         ({"rep_dim": 0}, "rep_dim"),

@@ -64,8 +64,9 @@ def test_interrupted_table_leaves_the_old_file(tmp_path):
 def test_embed_shards_resume_and_refuse_other_collections(images, tmp_path):
     train, test = images
     out = tmp_path / "emb"
-    first = local.embed_collection("effnet-lite0", train, out, shard_size=5, cache=False,
-                                   progress=False)
+    first = local.embed_collection(
+        "effnet-lite0", train, out, shard_size=5, cache=False, progress=False
+    )
     assert first.rows == 12 and first.skipped == 0
     assert sorted(p.name for p in out.glob("part-*")) == [f"part-0000{i}.parquet" for i in range(3)]
     table = shards.read_shards(out)
@@ -73,16 +74,17 @@ def test_embed_shards_resume_and_refuse_other_collections(images, tmp_path):
     assert shards.shard_vectors(table.iloc[0]).shape == (1, 1280)
     # a killed run lost shard 1: the rerun redoes only that one
     (out / "part-00001.parquet").unlink()
-    again = local.embed_collection("effnet-lite0", train, out, shard_size=5, cache=False,
-                                   progress=False)
+    again = local.embed_collection(
+        "effnet-lite0", train, out, shard_size=5, cache=False, progress=False
+    )
     assert again.skipped == 2 and again.rows == 5
     pd.testing.assert_frame_equal(shards.read_shards(out), table)
     with pytest.raises(shards.ShardMismatchError, match="part-00000"):
-        local.embed_collection("effnet-lite0", test, out, shard_size=5, cache=False,
-                               progress=False)
+        local.embed_collection("effnet-lite0", test, out, shard_size=5, cache=False, progress=False)
     with pytest.raises(shards.ShardMismatchError, match="shard_size"):
-        local.embed_collection("effnet-lite0", train, out, shard_size=4, cache=False,
-                               progress=False)
+        local.embed_collection(
+            "effnet-lite0", train, out, shard_size=4, cache=False, progress=False
+        )
     user = tmp_path / "user"
     user.mkdir()
     (user / "notes.txt").write_text("mine")

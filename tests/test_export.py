@@ -36,8 +36,9 @@ def test_onnx_vectors_equal_torch(images, tmp_path):
     torch_vecs = base.embed_array(pil, progress=False)
     onnx_vecs = OnnxEmbedder(base, path).embed_array(pil, progress=False)
     assert cosines(torch_vecs, onnx_vecs).min() >= 0.9999
-    int8 = OnnxEmbedder(base, export_embedder(base, tmp_path / "q.onnx", precision="int8"),
-                        precision="int8")
+    int8 = OnnxEmbedder(
+        base, export_embedder(base, tmp_path / "q.onnx", precision="int8"), precision="int8"
+    )
     assert int8.name.endswith("+int8") and int8.name != base.name
     assert cosines(torch_vecs, int8.embed_array(pil, progress=False)).min() > 0.9
 
@@ -53,8 +54,22 @@ def test_export_then_score_with_onnx_runtime(images, tmp_path, monkeypatch):
     assert info["preprocessing"]["image_size"] == 224
     torch_csv, onnx_csv = tmp_path / "torch.csv", tmp_path / "onnx.csv"
     assert main(["-q", "score", "--model", str(model), *test, "--out", str(torch_csv)]) == 0
-    assert main(["-q", "score", "--model", str(model), *test, "--runtime", "onnx",
-                 "--out", str(onnx_csv)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "score",
+                "--model",
+                str(model),
+                *test,
+                "--runtime",
+                "onnx",
+                "--out",
+                str(onnx_csv),
+            ]
+        )
+        == 0
+    )
     a, b = pd.read_csv(torch_csv), pd.read_csv(onnx_csv)
     assert list(a.path) == list(b.path)
     assert np.max(np.abs(a.score - b.score)) <= 1e-2 * a.score.std()

@@ -72,8 +72,9 @@ def test_safetensors_file_gives_the_same_vectors(tmp_path, random_state, embedde
     path = tmp_path / "random.safetensors"
     save_file({k: v.contiguous() for k, v in random_state.items()}, str(path))
     other = FaceNetEmbedder(weights=path, device="cpu")
-    np.testing.assert_allclose(other.embed_batch([hopper])[0].vectors,
-                               embedder.embed_batch([hopper])[0].vectors, atol=1e-5)
+    np.testing.assert_allclose(
+        other.embed_batch([hopper])[0].vectors, embedder.embed_batch([hopper])[0].vectors, atol=1e-5
+    )
     assert other.name.startswith("facenet/file-") and other.name != embedder.name
 
 
@@ -83,8 +84,9 @@ def test_weights_found_in_torch_home(tmp_path, monkeypatch, weights_pt, embedder
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     e = make_embedder("facenet")
     assert isinstance(e, FaceNetEmbedder) and e.name == "facenet/vggface2"
-    np.testing.assert_allclose(e.embed_batch([hopper])[0].vectors,
-                               embedder.embed_batch([hopper])[0].vectors, atol=1e-5)
+    np.testing.assert_allclose(
+        e.embed_batch([hopper])[0].vectors, embedder.embed_batch([hopper])[0].vectors, atol=1e-5
+    )
 
 
 def test_missing_weights_give_a_clear_error(tmp_path, monkeypatch, hopper):
@@ -121,8 +123,10 @@ def test_no_face_and_two_faces(embedder, data_root):
         (empty,) = embedder.embed_batch([im.convert("RGB")])
     assert empty.vectors.shape == (0, 512) and empty.boxes.shape == (0, 4)
     pair = Image.new("RGB", (512, 256))
-    with Image.open(data_root / "niccage/crops/102667226.jpg") as a, \
-            Image.open(data_root / "faces/trump/112270915.jpg") as b:
+    with (
+        Image.open(data_root / "niccage/crops/102667226.jpg") as a,
+        Image.open(data_root / "faces/trump/112270915.jpg") as b,
+    ):
         pair.paste(a.convert("RGB"), (0, 0))
         pair.paste(b.convert("RGB"), (256, 0))
     (res,) = embedder.embed_batch([pair])

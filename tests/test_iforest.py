@@ -20,20 +20,25 @@ def data(cifar10_0):
     return X[pos[:600]].astype(np.float64), X_test.astype(np.float64), y_test
 
 
-@pytest.mark.parametrize("params", [
-    {},
-    {"max_features": 0.25, "n_estimators": 40},
-    {"bootstrap": True, "max_samples": 100, "n_estimators": 40},
-    {"max_samples": 0.5, "n_estimators": 20},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"max_features": 0.25, "n_estimators": 40},
+        {"bootstrap": True, "max_samples": 100, "n_estimators": 40},
+        {"max_samples": 0.5, "n_estimators": 20},
+    ],
+)
 def test_traversal_matches_scikit_learn(data, params):
     X_train, X_test, _ = data
     det = IForest(random_state=7, calibration_folds=0, **params).fit(X_train)
     ref = IsolationForest(random_state=7, **params).fit(X_train)
-    np.testing.assert_allclose(det.score_samples(X_test), ref.score_samples(X_test),
-                               rtol=0, atol=1e-12)
-    np.testing.assert_allclose(det.score_samples(X_train[:50]),
-                               ref.score_samples(X_train[:50]), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        det.score_samples(X_test), ref.score_samples(X_test), rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        det.score_samples(X_train[:50]), ref.score_samples(X_train[:50]), rtol=0, atol=1e-12
+    )
 
 
 def test_average_path_length():
@@ -69,7 +74,8 @@ def test_bad_parameters(data):
 
 def test_save_load_identical(data, tmp_path):
     X_train, X_test, _ = data
-    det = oneclass.make_detector("iforest:n_estimators=25,max_features=0.5",
-                                 random_state=4).fit(X_train)
+    det = oneclass.make_detector("iforest:n_estimators=25,max_features=0.5", random_state=4).fit(
+        X_train
+    )
     loaded = oneclass.load(det.save(tmp_path / "forest"))
     assert np.array_equal(loaded.score_samples(X_test), det.score_samples(X_test))

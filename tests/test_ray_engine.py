@@ -44,25 +44,38 @@ def cluster(tmp_path_factory):
     temp = tmp_path_factory.mktemp("ray")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "ONECLASS_THREADS": "1"}
     common = ["--num-cpus=1", "--object-store-memory=150000000", "--disable-usage-stats"]
-    head = [*ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-            "--include-dashboard=false", f"--temp-dir={temp}", *common]
-    worker = [*ray_cli(), "start", f"--address=127.0.0.1:{port}",
-              "--node-ip-address=127.0.0.1", *common]
+    head = [
+        *ray_cli(),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--include-dashboard=false",
+        f"--temp-dir={temp}",
+        *common,
+    ]
+    worker = [
+        *ray_cli(),
+        "start",
+        f"--address=127.0.0.1:{port}",
+        "--node-ip-address=127.0.0.1",
+        *common,
+    ]
     try:
         subprocess.run(head, check=True, env=env, capture_output=True, timeout=180)
         subprocess.run(worker, check=True, env=env, capture_output=True, timeout=180)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([*ray_cli(), "stop", "--force"], env=env, capture_output=True,
-                       timeout=120)
+        subprocess.run([*ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def model(data_root, tmp_path_factory):
     cage = sorted((data_root / "niccage" / "crops").glob("*.jpg"))
     bsds = sorted((data_root / "generic" / "bsds500").glob("*.jpg"))
-    pipe = oneclass.fit("effnet-lite0", "knn:k=3", [str(p) for p in cage[:10]], progress=False,
-                        cache=False)
+    pipe = oneclass.fit(
+        "effnet-lite0", "knn:k=3", [str(p) for p in cage[:10]], progress=False, cache=False
+    )
     folder = tmp_path_factory.mktemp("raymodel") / "model"
     pipe.save(folder)
     test = [str(p) for p in cage[70:76] + bsds[10:16]]
@@ -78,8 +91,9 @@ def test_ray_scores_equal_in_process(cluster, model, tmp_path):
     pipe.cache = False
     expected = pipe.score(images)
     out = tmp_path / "ray.csv"
-    summary = ray_engine.score_collection(folder, images, out, address=cluster, batch_size=4,
-                                          progress=False)
+    summary = ray_engine.score_collection(
+        folder, images, out, address=cluster, batch_size=4, progress=False
+    )
     got = pd.read_csv(out)
     assert summary.rows == len(images) and summary.status["failed"] == 1
     assert list(got.path) == list(expected.path)  # input order kept
@@ -91,16 +105,19 @@ def test_ray_scores_equal_in_process(cluster, model, tmp_path):
 def test_ray_embed_shards_equal_local(cluster, model, tmp_path):
     _, test = model
     ray_out, local_out = tmp_path / "ray", tmp_path / "local"
-    first = ray_engine.embed_collection("effnet-lite0", test, ray_out, address=cluster,
-                                        shard_size=5, progress=False)
+    first = ray_engine.embed_collection(
+        "effnet-lite0", test, ray_out, address=cluster, shard_size=5, progress=False
+    )
     assert first.rows == len(test)
-    local.embed_collection("effnet-lite0", test, local_out, shard_size=5, cache=False,
-                           progress=False)
+    local.embed_collection(
+        "effnet-lite0", test, local_out, shard_size=5, cache=False, progress=False
+    )
     a, b = shards.read_shards(ray_out), shards.read_shards(local_out)
     assert list(a.id) == list(b.id)
     for x, y in zip(a.vectors, b.vectors, strict=True):
         np.testing.assert_allclose(np.stack(list(x)), np.stack(list(y)), atol=1e-4)
-    again = ray_engine.embed_collection("effnet-lite0", test, ray_out, address=cluster,
-                                        shard_size=5, progress=False)
+    again = ray_engine.embed_collection(
+        "effnet-lite0", test, ray_out, address=cluster, shard_size=5, progress=False
+    )
     assert again.skipped == 3 and again.rows == 0
     shutil.rmtree(ray_out)

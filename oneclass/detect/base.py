@@ -217,7 +217,7 @@ class BaseDetector(BaseEstimator, ABC):
         Returns:
             The model folder.
         """
-        from oneclass.persist import save_detector
+        from oneclass.detect.saving import save_detector
 
         return save_detector(self, path)
 

@@ -176,7 +176,9 @@ class DeepSVDD(BaseDetector):
         try:
             sizes = [int(h) for h in raw]
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"hidden_sizes must be a list of ints, got {sizes!r}") from exc
+            raise ValueError(
+                f"hidden_sizes must be a list of ints, got {self.hidden_sizes!r}"
+            ) from exc
         if any(h < 1 for h in sizes):
             raise ValueError(f"hidden_sizes must be positive, got {sizes}")
         if not isinstance(self.rep_dim, int | np.integer) or self.rep_dim < 1:

@@ -105,7 +105,7 @@ class ClipEmbedder(Embedder):
         return int(self._load()[3])
 
     @property
-    def size_hint(self) -> int:
+    def size_hint(self) -> int:  # type: ignore[override]
         """Input resolution: big JPEGs may be decoded at a draft scale down to this size."""
         return int(self._load()[4])
 
@@ -157,12 +157,12 @@ class ClipEmbedder(Embedder):
                 "(a CLIP without trained weights embeds nothing useful)"
             )
         if Path(self.pretrained).expanduser().is_file():
-            ckpt = Path(self.pretrained).expanduser()
+            file = Path(self.pretrained).expanduser()
             return _Source(
                 "open_clip",
-                f"{self.model}/sha256:{file_digest(ckpt)[:16]}",
+                f"{self.model}/sha256:{file_digest(file)[:16]}",
                 model=self.model,
-                checkpoint=str(ckpt),
+                checkpoint=str(file),
             )
         cfg = open_clip.get_pretrained_cfg(self.model, self.pretrained)
         if not cfg:
@@ -314,7 +314,7 @@ class ClipEmbedder(Embedder):
         from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
         try:
-            model = CLIPModel.from_pretrained(src.model, **src.kwargs)
+            model: Any = CLIPModel.from_pretrained(src.model, **src.kwargs)
             processor = CLIPImageProcessor.from_pretrained(src.model, **src.kwargs)
             tokenizer = AutoTokenizer.from_pretrained(src.model, **src.kwargs)
         except OSError as exc:

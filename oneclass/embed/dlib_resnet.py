@@ -37,7 +37,7 @@ class _Reader:
             f"{self.path}: not a readable dlib network file ({what} at byte {self.pos})"
         )
 
-    def int(self) -> int:
+    def integer(self) -> int:
         if self.pos >= len(self.buf):
             raise self.fail("unexpected end of file")
         head = self.buf[self.pos]
@@ -49,13 +49,13 @@ class _Reader:
         return -value if head & 0x80 else value
 
     def ints(self, n: int) -> list[int]:
-        return [self.int() for _ in range(n)]
+        return [self.integer() for _ in range(n)]
 
     def floats(self, n: int) -> list[float]:
         return [float(m) * 2.0**e for m, e in (self.ints(2) for _ in range(n))]
 
     def tensor(self) -> np.ndarray:
-        if self.int() != 2:
+        if self.integer() != 2:
             raise self.fail("unsupported tensor version")
         count = int(np.prod(self.ints(4)))
         if self.pos + 4 * count > len(self.buf):
@@ -65,7 +65,7 @@ class _Reader:
         return data.astype(np.float32)
 
     def alias(self) -> list[int]:
-        if self.int() != 1:
+        if self.integer() != 1:
             raise self.fail("unsupported alias_tensor version")
         return self.ints(4)
 
@@ -116,7 +116,7 @@ def read_dlib_net(path: str | Path) -> list[tuple[str, dict]]:
             params = r.tensor()
             k = int(np.prod(r.alias()))
             r.alias()
-            r.int()  # mode
+            r.integer()  # mode
             layers.append(("affine", {"g": params[:k], "b": params[k : 2 * k]}))
         elif kind in ("max_pool_2", "avg_pool_2"):
             nr, nc, sy, sx, py, px = r.ints(6)
@@ -128,7 +128,7 @@ def read_dlib_net(path: str | Path) -> list[tuple[str, dict]]:
             params = r.tensor()
             r.alias()
             r.alias()
-            has_bias = r.int() == 0
+            has_bias = r.integer() == 0
             r.floats(4)
             bias = params[nin * nout : nin * nout + nout] if has_bias else None
             layers.append(("fc", {"w": params[: nin * nout].reshape(nin, nout), "b": bias}))
@@ -181,7 +181,7 @@ class DlibResNet(nn.Module):
             i += 8 if down else 7
         self.convs = nn.ModuleList(convs)
         fc = layers[-1][1]
-        self.fc = nn.Linear(*fc["w"].shape, bias=fc["b"] is not None)
+        self.fc = nn.Linear(int(fc["w"].shape[0]), int(fc["w"].shape[1]), bias=fc["b"] is not None)
         with torch.no_grad():
             self.fc.weight.copy_(torch.from_numpy(fc["w"].T.copy()))
             if fc["b"] is not None:
@@ -193,8 +193,13 @@ class DlibResNet(nn.Module):
         w = torch.from_numpy(con["w"])
         g = torch.from_numpy(aff["g"])
         conv = nn.Conv2d(
-            w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=con["stride"], padding=con["pad"]
+            int(w.shape[1]),
+            int(w.shape[0]),
+            (int(w.shape[2]), int(w.shape[3])),
+            stride=con["stride"],
+            padding=con["pad"],
         )
+        assert conv.bias is not None
         with torch.no_grad():
             conv.weight.copy_(w * g.view(-1, 1, 1, 1))
             conv.bias.copy_(torch.from_numpy(con["b"]) * g + torch.from_numpy(aff["b"]))

@@ -49,8 +49,9 @@ MEAN_RGB = 127.0
 STD_RGB = 128.0
 
 
-def crop_resize(image: Image.Image, size: int = IMAGE_SIZE,
-                crop_padding: int = CROP_PADDING) -> np.ndarray:
+def crop_resize(
+    image: Image.Image, size: int = IMAGE_SIZE, crop_padding: int = CROP_PADDING
+) -> np.ndarray:
     """Centre-crop ``size / (size + crop_padding)`` of the shorter side, bicubic-resize to
     ``size`` x ``size``: a ``(size, size, 3)`` uint8 array."""
     if image.mode != "RGB":
@@ -182,9 +183,18 @@ class EffNetLiteEmbedder(Embedder):
     #: decode JPEGs at the smallest draft scale that keeps the crop >= the input (embed_items)
     size_hint = IMAGE_SIZE + CROP_PADDING
 
-    def __init__(self, batch_size: int = 32, device: str | None = None,
-                 threads: int | None = None, optimize: str | None = "jit", precision: str = "fp32",
-                 workers: int | None = None, power: float = 1.0, *, variant: str = "lite0"):
+    def __init__(
+        self,
+        batch_size: int = 32,
+        device: str | None = None,
+        threads: int | None = None,
+        optimize: str | None = "jit",
+        precision: str = "fp32",
+        workers: int | None = None,
+        power: float = 1.0,
+        *,
+        variant: str = "lite0",
+    ):
         self.variant = variant
         if variant in VARIANTS:  # an unknown one is reported by _check_params
             self.size_hint = VARIANTS[variant][0] + CROP_PADDING
@@ -201,8 +211,11 @@ class EffNetLiteEmbedder(Embedder):
 
     @property
     def name(self) -> str:
-        return (f"effnet-{self.variant}/imagenet" + ("/bf16" if self.precision == "bf16" else "")
-                + (f"+pow{float(self.power):g}" if float(self.power) != 1.0 else ""))
+        return (
+            f"effnet-{self.variant}/imagenet"
+            + ("/bf16" if self.precision == "bf16" else "")
+            + (f"+pow{float(self.power):g}" if float(self.power) != 1.0 else "")
+        )
 
     @property
     def dim(self) -> int:
@@ -267,8 +280,11 @@ class EffNetLiteEmbedder(Embedder):
     def _autocast(self):
         import torch
 
-        return torch.autocast(torch.device(self._device()).type, dtype=torch.bfloat16,
-                              enabled=self.precision == "bf16")
+        return torch.autocast(
+            torch.device(self._device()).type,
+            dtype=torch.bfloat16,
+            enabled=self.precision == "bf16",
+        )
 
     def _executor(self) -> ThreadPoolExecutor | None:
         n = (self.threads or default_threads()) if self.workers is None else self.workers
@@ -330,19 +346,35 @@ class EffNetLiteEmbedder(Embedder):
 class EffNetLite0Embedder(EffNetLiteEmbedder):
     """ImageNet EfficientNet-Lite0 features (224 px): :class:`EffNetLiteEmbedder` ``"lite0"``."""
 
-    def __init__(self, batch_size: int = 32, device: str | None = None,
-                 threads: int | None = None, optimize: str | None = "jit", precision: str = "fp32",
-                 workers: int | None = None, power: float = 1.0):
-        super().__init__(batch_size, device, threads, optimize, precision, workers, power,
-                         variant="lite0")
+    def __init__(
+        self,
+        batch_size: int = 32,
+        device: str | None = None,
+        threads: int | None = None,
+        optimize: str | None = "jit",
+        precision: str = "fp32",
+        workers: int | None = None,
+        power: float = 1.0,
+    ):
+        super().__init__(
+            batch_size, device, threads, optimize, precision, workers, power, variant="lite0"
+        )
 
 
 class EffNetLite2Embedder(EffNetLiteEmbedder):
     """ImageNet EfficientNet-Lite2 features (260 px, about 2x Lite0's compute):
     :class:`EffNetLiteEmbedder` ``"lite2"``."""
 
-    def __init__(self, batch_size: int = 32, device: str | None = None,
-                 threads: int | None = None, optimize: str | None = "jit", precision: str = "fp32",
-                 workers: int | None = None, power: float = 1.0):
-        super().__init__(batch_size, device, threads, optimize, precision, workers, power,
-                         variant="lite2")
+    def __init__(
+        self,
+        batch_size: int = 32,
+        device: str | None = None,
+        threads: int | None = None,
+        optimize: str | None = "jit",
+        precision: str = "fp32",
+        workers: int | None = None,
+        power: float = 1.0,
+    ):
+        super().__init__(
+            batch_size, device, threads, optimize, precision, workers, power, variant="lite2"
+        )

@@ -152,7 +152,7 @@ def resized(arr: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     if (nw, nh) == (w, h):
         return arr, 1.0, 1.0
-    out = np.asarray(Image.fromarray(arr).resize((nw, nh), Image.BILINEAR))
+    out = np.asarray(Image.fromarray(arr).resize((nw, nh), Image.Resampling.BILINEAR))
     return out, nw / w, nh / h
 
 
@@ -189,7 +189,7 @@ def detect_hog(
     if upsample != "auto":
         rects, scores, _ = det.run(arr, int(upsample), threshold)
         return keep_faces(_from_rects(rects, scores, 1.0, 1.0, "hog"), min_face_size, max_faces)
-    for scale in hog_scales(*arr.shape[:2], min_face_size):
+    for scale in hog_scales(arr.shape[0], arr.shape[1], min_face_size):
         img, sx, sy = resized(arr, scale)
         rects, scores, _ = det.run(img, 0, threshold)
         faces = keep_faces(_from_rects(rects, scores, sx, sy, "hog"), min_face_size, max_faces)

@@ -290,7 +290,7 @@ def compare(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for key, g in rest.groupby(keys, sort=False):
         for i in range(n):
             gi = g[g["run"] == i]
-            status[(*key, i)] = (
+            status[tuple([*key, i])] = (
                 "absent" if gi.empty else "ok" if gi["ok"].any() else str(gi["status"].iloc[0])
             )
     only_rows = []
@@ -302,7 +302,7 @@ def compare(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
         row["seeds"] = ", ".join(str(int(x)) for x in sorted(g["seed"].unique()))
         row["cells"] = len(g)
         for i, run in enumerate(runs):
-            st = [status[(*k, i)] for k in g[keys].itertuples(index=False, name=None)]
+            st = [status[tuple([*k, i])] for k in g[keys].itertuples(index=False, name=None)]
             row[run.name] = ", ".join(
                 f"{v} {st.count(v)}" if len(set(st)) > 1 else v for v in dict.fromkeys(st)
             )
