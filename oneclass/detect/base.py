@@ -104,8 +104,13 @@ class BaseDetector(BaseEstimator, ABC):
                 f"samples, got n_samples={n}"
             )
 
-    def _validate_parameters(self) -> None:
-        """Validate the parameters against ``_parameter_constraints`` (``ValueError``)."""
+    def validate_params(self) -> None:
+        """Check the parameters against ``_parameter_constraints`` without fitting (so a bad
+        value fails before any image is embedded).
+
+        Raises:
+            ValueError: a parameter has a value its constraint refuses (named in the message).
+        """
         validate_parameter_constraints(
             self._parameter_constraints,
             self.get_params(deep=False),
@@ -133,7 +138,7 @@ class BaseDetector(BaseEstimator, ABC):
         """
         X = check_matrix(X, what="training X")
         y = check_labels(y, X.shape[0], required=self.requires_negatives)
-        self._validate_parameters()
+        self.validate_params()
         if self.requires_negatives or y is None:
             X_fit, y_fit, X_neg = X, y, None
         else:
