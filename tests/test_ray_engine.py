@@ -42,7 +42,12 @@ def cluster(tmp_path_factory):
     """A head and one worker node on 127.0.0.1 (one CPU each); stopped after the module."""
     port = free_port()
     temp = tmp_path_factory.mktemp("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "ONECLASS_THREADS": "1"}
+    # a throw-away cluster on loopback, without token auth: Ray turns it on when a token file of
+    # an earlier local ray.init() exists, and the worker node would then need that token
+    settings = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    env = {**os.environ, "ONECLASS_THREADS": "1"}
     common = ["--num-cpus=1", "--object-store-memory=150000000", "--disable-usage-stats"]
     head = [
         *ray_cli(),
@@ -67,6 +72,11 @@ def cluster(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([*ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
