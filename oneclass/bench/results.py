@@ -40,40 +40,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oneclass.metrics import METRIC_KEYS
 from oneclass.outputs import atomic_write_bytes, atomic_write_text, write_csv_atomic
 
 log = logging.getLogger(__name__)
 
+#: timings and counts a cell records beside the metrics of :data:`oneclass.metrics.METRIC_KEYS`
+CELL_COUNTS = ["n_train", "n_train_neg", "fit_s", "score_s", "embed_s", "n_failures", "n_no_face"]
+#: what identifies a cell: the configuration, the seed and the setting it measures
+CELL_KEYS = ["cell", "suite", "embedder", "detector", "seed", "setting", "setting_value"]
 RESULT_COLUMNS = [
-    "cell",
-    "suite",
-    "embedder",
-    "detector",
-    "seed",
-    "setting",
-    "setting_value",
+    *CELL_KEYS,
     "target",
     "family",
-    "auc",
-    "auc_lo",
-    "auc_hi",
-    "ap",
-    "tpr_at_fpr1",
-    "tpr_at_fpr5",
-    "fpr_at_tpr95",
-    "n_pos",
-    "n_neg",
-    "n_train",
-    "n_train_neg",
-    "fit_s",
-    "score_s",
-    "embed_s",
-    "n_failures",
-    "n_no_face",
+    *METRIC_KEYS,
+    *CELL_COUNTS,
     "split",
     "status",
     "error",
 ]
+#: the numeric columns of :data:`RESULT_COLUMNS`
+NUMERIC_COLUMNS = [*METRIC_KEYS, *CELL_COUNTS, "seed"]
 SCORE_COLUMNS = ["item_id", "uri", "label", "family", "score", "n_faces", "status"]
 FAILURE_COLUMNS = ["suite", "embedder", "item_id", "uri", "stage", "reason"]
 AUDIT_COLUMNS = ["suite", "seed", "train_id", "test_id", "distance"]

@@ -13,6 +13,7 @@ import pandas as pd
 from oneclass.bench.results import (
     AUDIT_COLUMNS,
     FAILURE_COLUMNS,
+    NUMERIC_COLUMNS,
     RESULT_COLUMNS,
     SCORE_COLUMNS,
     RunDir,
@@ -93,25 +94,7 @@ def _unquote(v: str) -> str:
 
 def _normalise_results(df: pd.DataFrame, where: Path) -> pd.DataFrame:
     df = df.reindex(columns=RESULT_COLUMNS).copy()
-    num = [
-        "auc",
-        "auc_lo",
-        "auc_hi",
-        "ap",
-        "tpr_at_fpr1",
-        "tpr_at_fpr5",
-        "fpr_at_tpr95",
-        "n_pos",
-        "n_neg",
-        "n_train",
-        "n_train_neg",
-        "fit_s",
-        "score_s",
-        "embed_s",
-        "n_failures",
-        "n_no_face",
-        "seed",
-    ]
+    num = NUMERIC_COLUMNS
     for c in num:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     for c in [

@@ -9,6 +9,7 @@ protocol for its :class:`Work` and runs each task with each detector as one cell
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from typing import Protocol as TypingProtocol
@@ -149,3 +150,44 @@ def group_halves(
     """Returns ``(train, test)`` of ``idx``, split so that no group straddles the two."""
     tr, te = group_split(idx.size, groups[idx], test_size=test_size, seed=seed)
     return idx[np.asarray(tr, dtype=int)], idx[np.asarray(te, dtype=int)]
+
+
+def split_tasks(
+    task: Callable[..., Task],
+    setting: str,
+    value: Any,
+    suite: Any,
+    pos_train: np.ndarray,
+    neg_train: np.ndarray,
+    rng: np.random.Generator,
+) -> Iterator[Task]:
+    """Yields the tasks of one train/test split: the one-class row, the binary baselines (with
+    the training negatives), few-shot subsets of the positives and label-efficiency subsets of
+    the negatives, in that order (the order the seeded ``rng`` is drawn in).
+
+    Args:
+        task: builds a :class:`Task` from ``(setting, value, detectors, train, train_y=None)``.
+        setting: the main row's setting (e.g. ``"main"``); ``value`` its value.
+        suite: the suite (``detectors``, ``baselines``, ``fewshot``, ``label_efficiency``).
+        pos_train: training positives; ``neg_train``: training negatives (item indices).
+        rng: draws the few-shot and label-efficiency subsets.
+    """
+    yield task(setting, value, suite.detectors, pos_train)
+    baselines = list(suite.baselines.get("detectors", []))
+    if baselines and neg_train.size:
+        y = np.r_[np.ones(pos_train.size, int), np.zeros(neg_train.size, int)]
+        yield task(setting, value, baselines, np.r_[pos_train, neg_train], y)
+    for n in suite.fewshot:
+        if n < pos_train.size:
+            yield task("fewshot", n, suite.detectors, sample(pos_train, n, rng))
+    eff = suite.label_efficiency or {}
+    for n in eff.get("counts", []) if neg_train.size else []:
+        chosen = sample(neg_train, None if n == "all" else int(n), rng)
+        y = np.r_[np.ones(pos_train.size, int), np.zeros(chosen.size, int)]
+        yield task(
+            "label-efficiency",
+            n if n != "all" else chosen.size,
+            [eff.get("detector", "logistic")],
+            np.r_[pos_train, chosen],
+            y,
+        )

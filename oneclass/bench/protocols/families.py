@@ -23,8 +23,8 @@ from oneclass.bench.protocols.base import (
     View,
     Work,
     group_halves,
-    sample,
     split_groups,
+    split_tasks,
 )
 
 BASELINE_KEYS: dict[str, S.Check] = {
@@ -103,26 +103,7 @@ def positives_vs_families(
     def task(setting, value, dets, train, train_y=None):
         return Task(setting, str(value), dets, train, test, label, fam_test, train_y, split)
 
-    yield task("main", "all", suite.detectors, pos_train)
-    baselines = list(suite.baselines.get("detectors", []))
-    if baselines and neg_train.size:
-        y = np.r_[np.ones(pos_train.size, int), np.zeros(neg_train.size, int)]
-        yield task("main", "all", baselines, np.r_[pos_train, neg_train], y)
-    for n in suite.fewshot:
-        if n < pos_train.size:
-            yield task("fewshot", n, suite.detectors, sample(pos_train, n, rng))
-    eff = suite.label_efficiency
-    if eff and neg_train.size:
-        for n in eff.get("counts", []):
-            chosen = sample(neg_train, None if n == "all" else int(n), rng)
-            y = np.r_[np.ones(pos_train.size, int), np.zeros(chosen.size, int)]
-            yield task(
-                "label-efficiency",
-                n if n != "all" else chosen.size,
-                [eff.get("detector", "logistic")],
-                np.r_[pos_train, chosen],
-                y,
-            )
+    yield from split_tasks(task, "main", "all", suite, pos_train, neg_train, rng)
 
 
 class PositivesVsFamilies(Protocol):

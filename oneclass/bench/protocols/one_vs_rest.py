@@ -25,8 +25,8 @@ from oneclass.bench.protocols.base import (
     View,
     Work,
     group_halves,
-    sample,
     split_groups,
+    split_tasks,
 )
 from oneclass.bench.protocols.families import BASELINE_KEYS, LABEL_EFFICIENCY_KEYS
 
@@ -88,8 +88,6 @@ def one_vs_rest(
         np.isin(labels, targets) if cfg.get("test_only_targets", True) else np.ones_like(is_train)
     )
     test = np.flatnonzero(~is_train & eligible)
-    baselines = list(suite.baselines.get("detectors", []))
-    eff = suite.label_efficiency or {}
     rng = np.random.default_rng(seed)
     for lab in targets:
         train = np.flatnonzero(is_train & (labels == lab))
@@ -109,23 +107,7 @@ def one_vs_rest(
         ) -> Task:
             return Task(setting, str(value), dets, tr, test, label, fam, y, split, target=lab)
 
-        yield task("per-target", lab, suite.detectors, train)
-        if baselines and neg_train.size:
-            y = np.r_[np.ones(train.size, int), np.zeros(neg_train.size, int)]
-            yield task("per-target", lab, baselines, np.r_[train, neg_train], y)
-        for n in suite.fewshot:
-            if n < train.size:
-                yield task("fewshot", n, suite.detectors, sample(train, n, rng))
-        for n in eff.get("counts", []) if neg_train.size else []:
-            chosen = sample(neg_train, None if n == "all" else int(n), rng)
-            y = np.r_[np.ones(train.size, int), np.zeros(chosen.size, int)]
-            yield task(
-                "label-efficiency",
-                n if n != "all" else chosen.size,
-                [eff.get("detector", "logistic")],
-                np.r_[train, chosen],
-                y,
-            )
+        yield from split_tasks(task, "per-target", lab, suite, train, neg_train, rng)
 
 
 class OneVsRest(Protocol):
