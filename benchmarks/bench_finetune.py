@@ -10,6 +10,11 @@ class's test part against the other classes' test parts. Rows (``--methods``):
 * ``lite2-knn``: the same with ``effnet-lite2:power=0.5``
 * ``msc-knn``: ``emb = oneclass.finetune("effnet-lite0", positives=paths)``, then
   ``oneclass.fit(emb, "knn", positives=paths)``
+* ``oe-knn``: one-class with outlier exposure: ``finetune("effnet-lite0", positives=p,
+  auxiliary=a)``, then ``oneclass.fit(emb, "knn", positives=p)``; ``a``: the binary rows'
+  negatives (in-domain "random negatives", unlabelled for the detector), or with
+  ``--auxiliary DATASET`` a seeded ``--max-neg`` of that data set's images (out of domain,
+  never in the test)
 * ``naive-knn`` / ``naive-head``: the positives-only classifier (``mode="naive"``): kNN on its
   features, and its own head's logits (``collapse`` = share of test negatives it calls positive)
 * ``frozen-logistic``: ``oneclass.fit("effnet-lite0:power=0.5", "logistic", pos, neg)``
@@ -48,7 +53,7 @@ from oneclass.data.splits import group_split
 from oneclass.metrics import evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ONE_CLASS = ("frozen-knn", "lite2-knn", "msc-knn", "naive-knn", "naive-head")
+ONE_CLASS = ("frozen-knn", "lite2-knn", "msc-knn", "oe-knn", "naive-knn", "naive-head")
 BINARY = ("frozen-logistic", "binary-logistic")
 
 
@@ -131,13 +136,33 @@ def run_class(name, cls, split, methods, args) -> list[dict]:
             s, tf, ts = fit_score("effnet-lite0:power=0.5", "logistic", neg)
             record(method, s, 0.0, tf, ts)
         elif method == "msc-knn":
+            for label, extra in [("", {})] + [(f"[{o}]", json.loads(o)) for o in args.msc_variant]:
+                t0 = time.perf_counter()
+                emb = oneclass.finetune(
+                    "effnet-lite0", positives=pos, progress=False, random_state=args.seed, **extra
+                )
+                t_ft = time.perf_counter() - t0
+                s, tf, ts = fit_score(emb, "knn", use_cache=False)
+                info = {"best_epoch": emb.fit_report_["best_epoch"]}
+                record(method + label, s, t_ft, tf, ts, info)
+        elif method == "oe-knn":
             t0 = time.perf_counter()
+            aux = neg
+            if args.auxiliary:  # out-of-domain "random negatives" (never in the test)
+                every = dataset_items(args.auxiliary)
+                pick = np.random.default_rng(args.seed).permutation(len(every))[: args.max_neg]
+                aux = [every[i] for i in sorted(pick)]
             emb = oneclass.finetune(
-                "effnet-lite0", positives=pos, progress=False, random_state=args.seed
+                "effnet-lite0", positives=pos, auxiliary=aux, progress=False, random_state=args.seed
             )
             t_ft = time.perf_counter() - t0
             s, tf, ts = fit_score(emb, "knn", use_cache=False)
-            record(method, s, t_ft, tf, ts, {"best_epoch": emb.fit_report_["best_epoch"]})
+            info = {
+                "best_epoch": emb.fit_report_["best_epoch"],
+                "val": emb.fit_report_["history"]["val"],
+            }
+            label = f"{method}[{args.auxiliary}]" if args.auxiliary else method
+            record(label, s, t_ft, tf, ts, {**info, "n_aux": len(aux)})
         elif method == "binary-logistic":
             t0 = time.perf_counter()
             emb = oneclass.finetune(
@@ -221,8 +246,9 @@ def timing(args) -> None:
                 fh.write(json.dumps(row) + "\n")
 
 
-def report(jsonl: Path, out: Path) -> None:
-    """Write the markdown summary of the rows in ``jsonl``."""
+def report(jsonl: Path, out: Path, machine: str = "", notes: Path | None = None) -> None:
+    """Write the markdown summary of the rows in ``jsonl`` (``machine``: where the AUC rows ran,
+    default this machine's CPU; ``notes``: a Markdown file appended to the summary)."""
     rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
     timings = [r for r in rows if r["set"] == "timing"]
     rows = [r for r in rows if r["set"] != "timing"]
@@ -232,7 +258,7 @@ def report(jsonl: Path, out: Path) -> None:
     lines = [
         "# Fine-tuned vs frozen EfficientNet-Lite0, one-vs-rest",
         "",
-        f"Machine: {cpu_name()}, {platform.machine()} (ONECLASS_THREADS=1 for the AUC rows); "
+        f"Machine of the AUC rows: {machine or f'{cpu_name()}, {platform.machine()}'}; "
         "produced by "
         "`benchmarks/bench_finetune.py` (its docstring gives the protocol).",
         "",
@@ -283,6 +309,8 @@ def report(jsonl: Path, out: Path) -> None:
                 f"{r['epochs_run']} | {r['load_before']}/{r['load_after']} | "
                 f"{r['threads']} |"
             )
+    if notes is not None:
+        lines += ["", notes.read_text().rstrip()]
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 
@@ -303,11 +331,24 @@ def main() -> None:
     ap.add_argument("--max-neg", type=int, default=200)
     ap.add_argument("--cifar-train", type=int, default=1000)
     ap.add_argument("--cifar-test", type=int, default=100)
+    ap.add_argument(
+        "--msc-variant",
+        nargs="*",
+        default=[],
+        help="extra msc-knn rows, each a JSON of finetune options, e.g. '{\"lr\": 1e-4}'",
+    )
+    ap.add_argument(
+        "--auxiliary",
+        help="oe-knn: a data set whose images (at most --max-neg, seeded) are the auxiliary "
+        "images instead of the other classes' training images",
+    )
     ap.add_argument("--cache", default="/tmp/finetune/cache.sqlite")
     ap.add_argument("--jsonl", type=Path, default=RESULTS / "finetune.jsonl")
     ap.add_argument("--report", action="store_true", help="only write the markdown")
     ap.add_argument("--timing", type=int, default=0, help="time the goal calls N times, only")
     ap.add_argument("--out", type=Path, default=RESULTS / "finetune.md")
+    ap.add_argument("--machine", default="", help="where the AUC rows ran (report header)")
+    ap.add_argument("--notes", type=Path, help="Markdown appended to the report")
     args = ap.parse_args()
     if args.timing:
         timing(args)
@@ -317,7 +358,7 @@ def main() -> None:
             classes = [c for c in split if not args.classes or c in args.classes]
             for cls in classes[: args.max_classes]:
                 run_class(name, cls, split, args.methods, args)
-    report(args.jsonl, args.out)
+    report(args.jsonl, args.out, args.machine, args.notes)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,24 @@ def test_binary_mode_with_early_stopping_and_logistic(pokemon):
     assert df["score"].notna().all()
 
 
+def test_outlier_exposure_mode_trains_against_auxiliary_images(pokemon):
+    """auxiliary without negatives: PANDA-OE (the auxiliary images are the loop's negatives),
+    early-stopped on held-out positives vs held-out auxiliary images; a one-class detector
+    then fits on the positives alone."""
+    pos, neg = pokemon
+    emb = finetune("effnet-lite0", pos, auxiliary=neg, **FAST)
+    assert emb.mode == "oe" and emb.name.startswith("finetuned-effnet-lite0/oe/")
+    counts = emb.fit_report_["counts"]
+    assert "negatives" not in counts and counts["auxiliary"]["used"] == len(neg)
+    assert counts["auxiliary"]["held_out"] >= 1 and counts["positives"]["held_out"] >= 1
+    val = emb.fit_report_["history"]["val"]
+    assert len(val) == 3 and all(0.0 <= v <= 1.0 for v in val[1:])
+    model = oneclass.fit(emb, "knn", positives=pos, progress=False)
+    assert model.score(neg[:2] + pos[:2])["score"].notna().all()
+    with pytest.raises(ValueError, match="needs auxiliary"):
+        finetune("effnet-lite0", pos, mode="oe")
+
+
 def test_naive_positives_only_classifier_collapses(pokemon, images):
     """The seed question's failure, reproduced: trained on positives alone, the classifier's
     head calls Gengar a Pikachu too."""

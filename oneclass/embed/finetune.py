@@ -6,20 +6,26 @@
     emb = oneclass.finetune("effnet-lite0", positives="photos/")
     model = oneclass.fit(emb, "knn", positives="photos/")
 
-Modes (``mode="auto"``: ``binary`` with negatives, else ``msc``):
+Modes (``mode="auto"``: ``binary`` with negatives, ``oe`` with only auxiliary images, else
+``msc``):
 
 * ``binary``: the seeds' system. A linear head on the pooled features, class-balanced binary
   cross-entropy, augmentation, early stopping on the head's ROC-AUC over a held-out slice
   (by near-duplicate group when the items carry one, else seeded random). Fit
   ``oneclass.fit(emb, "logistic", pos, neg)`` on it for the fine-tuned binary baseline.
-* ``msc``: one-class adaptation, Mean-Shifted Contrastive learning (Reiss & Hoshen 2023): features
-  mean-shifted by the centre of the pretrained features, NT-Xent between augmented views, plus the
-  angular centre loss. With ``auxiliary`` images (any images not of the class) they are extra
-  contrastive negatives and are pushed from the centre (outlier exposure), and training stops
-  early on a held-out slice: kNN ROC-AUC of held-out positives against held-out auxiliary images,
-  epoch 0 (the pretrained network) included, so the result is never worse than the start there.
+* ``oe``: one-class adaptation with outlier exposure (PANDA-OE, Reiss et al. 2021): the
+  ``auxiliary`` images ("random negatives": any images not of the class, unlabelled for the
+  detector) are the negatives of the binary loop below; fit a one-class detector on the result
+  (``oneclass.fit(emb, "knn", positives=...)``).
+* ``msc``: one-class adaptation from positives alone, Mean-Shifted Contrastive learning (Reiss &
+  Hoshen 2023): features mean-shifted by the centre of the pretrained features, NT-Xent between
+  augmented views, plus the angular centre loss. ``mode="msc"`` with ``auxiliary`` images uses
+  them as extra contrastive negatives pushed from the centre, with early stopping on a held-out
+  slice (kNN ROC-AUC of held-out positives against held-out auxiliary images, epoch 0 included).
   Without ``auxiliary`` there is nothing to validate against: it trains a fixed small budget
-  (``epochs``, default 8). That choice is not validated per data set.
+  (``epochs``, default 8). On the shared sets this did not beat the frozen network
+  (``benchmarks/results/finetune.md``): with few positives the contrastive term mostly learns
+  to tell the training images apart.
 * ``naive``: the positives-only classifier of the seed question (all labels 1): a baseline that
   shows the collapse (its head calls everything positive); do not use it for anything else.
 
@@ -61,9 +67,9 @@ class FinetuneOptions:
     """The ``**options`` of :func:`finetune` (``None``: the mode's default).
 
     Attributes:
-        mode: ``"auto"``, ``"msc"``, ``"binary"`` or ``"naive"``.
-        epochs: passes over the training images (msc 8, binary 15, naive 5).
-        lr: learning rate of the trained blocks (AdamW; msc 3e-5, binary/naive 2e-4).
+        mode: ``"auto"``, ``"msc"``, ``"oe"``, ``"binary"`` or ``"naive"``.
+        epochs: passes over the training images (msc 8, oe/binary 15, naive 5).
+        lr: learning rate of the trained blocks (AdamW; msc 3e-5, oe/binary/naive 2e-4).
         head_lr: learning rate of the binary head.
         weight_decay: AdamW weight decay.
         batch_size: images per step.
@@ -99,8 +105,8 @@ class FinetuneOptions:
     threads: int | None = None
 
 
-EPOCHS = {"msc": 8, "binary": 15, "naive": 5}
-LR = {"msc": 3e-5, "binary": 2e-4, "naive": 2e-4}
+EPOCHS = {"msc": 8, "oe": 15, "binary": 15, "naive": 5}
+LR = {"msc": 3e-5, "oe": 2e-4, "binary": 2e-4, "naive": 2e-4}
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -237,8 +243,8 @@ def finetune(
         base: ``"effnet-lite0"``, ``"effnet-lite2"`` or such an embedder.
         positives: images of the class (a folder, zip, list, ``dataset:name``, paths, items).
         negatives: images not of the class: binary fine-tuning (the default mode then).
-        auxiliary: images known not to be of the class, for one-class (``msc``) training:
-            outlier exposure and early stopping.
+        auxiliary: images known not to be of the class, for one-class training with outlier
+            exposure (``oe``, the default mode then; or ``msc``'s extra negatives).
         progress: show progress bars.
         **options: see :class:`FinetuneOptions`.
 
@@ -258,11 +264,16 @@ def finetune(
             f"known: {[f.name for f in fields(FinetuneOptions)]}"
         )
     opt = FinetuneOptions(**options)
-    mode = opt.mode if opt.mode != "auto" else ("binary" if negatives is not None else "msc")
+    mode = opt.mode
+    if mode == "auto":
+        auto = "oe" if auxiliary is not None else "msc"
+        mode = "binary" if negatives is not None else auto
     if mode not in EPOCHS:
-        raise ValueError(f"finetune: mode must be auto, msc, binary or naive, got {opt.mode!r}")
+        raise ValueError(f"finetune: mode must be auto, msc, oe, binary or naive, got {opt.mode!r}")
     if mode == "binary" and negatives is None:
         raise ValueError("finetune: mode 'binary' needs negatives")
+    if mode == "oe" and auxiliary is None:
+        raise ValueError("finetune: mode 'oe' needs auxiliary images")
     variant = _base_variant(base)
     size = VARIANTS[variant][0]
     from oneclass.embed.finetune_net import DEFAULT_TRAIN_FROM, split_effnet
@@ -276,14 +287,14 @@ def finetune(
         torch.set_num_threads(opt.threads or default_threads())
 
     failures: dict[str, str] = {}
-    sets = {
+    sets = {  # oe: the auxiliary images are the binary loop's negatives
         "positives": positives,
-        "negatives": negatives if mode == "binary" else None,
+        "negatives": {"binary": negatives, "oe": auxiliary}.get(mode),
         "auxiliary": auxiliary if mode == "msc" else None,
     }
     listed = {k: _items(v) for k, v in sets.items()}
     decoded = {k: _decode(v, size + 32, failures) for k, v in listed.items()}
-    for k in ("positives",) + (("negatives",) if mode == "binary" else ()):
+    for k in ("positives",) + (("negatives",) if mode in ("binary", "oe") else ()):
         if not decoded[k][0]:
             raise ValueError(
                 f"finetune: no readable {k} ({len(failures)} failed: {list(failures.items())[:3]})"
@@ -310,8 +321,9 @@ def finetune(
     output = opt.output or ("unit" if mode == "msc" else "sqrt")
     epochs = opt.epochs if opt.epochs is not None else EPOCHS[mode]
     lr = opt.lr if opt.lr is not None else LR[mode]
+    loop = "binary" if mode == "oe" else mode
     state, head, history = train_top(
-        top, maps, masks, mode=mode, epochs=epochs, lr=lr, options=opt, rng=rng, progress=progress
+        top, maps, masks, mode=loop, epochs=epochs, lr=lr, options=opt, rng=rng, progress=progress
     )
     tensors = {f"top.{k}": v.detach().cpu().clone() for k, v in state.items()}
     if head is not None:
@@ -324,6 +336,8 @@ def finetune(
         }
         for k in sets
     }
+    if mode == "oe":  # the loop's negatives were the auxiliary images
+        counts["auxiliary"] = counts.pop("negatives")
     seconds = time.perf_counter() - start
     info = {
         "mode": mode,

