@@ -229,8 +229,8 @@ class FinetunedEffNet(Embedder):
             return top(trunk(self.preprocess(images)).contiguous()).float().cpu().numpy()
 
     def head_scores(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """The trained binary head's logits (``binary``/``oe``/``naive`` modes): the classifier's own
-        verdict, e.g. to show that a positives-only classifier calls everything positive.
+        """The trained binary head's logits (``binary``/``oe``/``naive`` modes): the classifier's
+        own verdict, e.g. to show that a positives-only classifier calls everything positive.
 
         Returns:
             ``(n,)`` float32 logits (higher = more in-class).
