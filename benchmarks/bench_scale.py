@@ -270,7 +270,9 @@ def knn_section(args: argparse.Namespace) -> str:
             "AUC [95% CI]": f"{r['auc']:.4f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}]",
             "delta": f"{r['auc_delta']:+.4f}",
             "settings": ", ".join(
-                f"{k}={r[k]}" for k in ("nlist", "nprobe", "hnsw_m") if r.get(k) is not None
+                f"{k}={r[k]}"
+                for k in ("nlist", "nprobe", "hnsw_m", "ef_search")
+                if r.get(k) is not None
             ),
         }
         for r in rows
