@@ -118,8 +118,9 @@ class KNN(BaseDetector):
             (distance to the ``k``-th nearest, PyOD's ``method="largest"``).
         index: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (FAISS: ``pip install faiss-cpu``).
         nlist, nprobe: IVF cells and cells searched per query (None: ~4 sqrt(n) and
-            ``max(8, sqrt(nlist) / 2)``).
-        hnsw_m, ef_search: HNSW links per node and search queue (None: ``max(64, 2 k)``).
+            ``max(8, sqrt(nlist) / 4)``).
+        hnsw_m, ef_search: HNSW links per node and search queue (None: ``max(64, 2 k,
+            n / 2000)``, at most 1024).
         coreset: None (keep every training row), a fraction in (0, 1] or a number of rows:
             keep a greedy k-center coreset (PatchCore) as the reference bank.
         target_tpr, calibration_folds, random_state, contamination: see the base class;
