@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -160,3 +161,23 @@ def test_holdout_split_keeps_groups_together():
     for g in {it.group for it in items}:
         assert len({bool(m) for m, it in zip(mask, items, strict=True) if it.group == g}) == 1
     assert not holdout_split(items[:4], 0.2, np.random.default_rng(0)).any()
+
+
+def test_cli_fit_finetune_with_auxiliary_saves_an_oe_model(pokemon, tmp_path):
+    """`oneclass fit --finetune --auxiliary SRC`: outlier exposure from the command line; the
+    saved model loads with its fine-tuned weights and scores like the fitted one."""
+    from oneclass.cli import main
+
+    pos_dir, aux_dir = tmp_path / "pos", tmp_path / "aux"
+    for folder, files in ((pos_dir, pokemon[0][:6]), (aux_dir, pokemon[1][:6])):
+        folder.mkdir()
+        for p in files:
+            (folder / os.path.basename(p)).write_bytes(open(p, "rb").read())
+    out = tmp_path / "model"
+    argv = ["-q", "fit", "--embedder", "effnet-lite0", "--detector", "knn:k=2"]
+    argv += ["--positives", str(pos_dir), "--finetune", "--auxiliary", str(aux_dir)]
+    assert main([*argv, "--no-cache", "--out", str(out)]) == 0
+    model = oneclass.load(out)
+    assert model.embedder_.mode == "oe"
+    df = model.score([str(p) for p in sorted(aux_dir.iterdir())[:2]])
+    assert (df["status"] == "ok").all() and df["score"].notna().all()
