@@ -255,3 +255,34 @@ def test_generic_tiny_suite_end_to_end(tmp_path, data_root, monkeypatch):
     ):
         assert part in text
     assert "Worst false positives" in html.read_text()
+
+
+def test_embedders_filter_never_adds_a_row_to_a_part_that_does_not_list_it(tmp_path):
+    """`--embedders A B`: each part runs the rows it lists among A, B; a spec that no part
+    names (a new embedder to try) runs in every part."""
+    from oneclass.bench.runner import Runner
+
+    suite = Suite.from_dict(
+        {
+            "name": "two",
+            "embedders": ["effnet-lite0", "effnet-lite0-patches"],
+            "detectors": ["knn"],
+            "parts": [
+                {"name": "a", "protocol": "one-vs-rest", "data": {"dataset": "pokemon_gen1"}},
+                {
+                    "name": "b",
+                    "protocol": "one-vs-rest",
+                    "data": {"dataset": "art_genres"},
+                    "embedders": ["effnet-lite0"],
+                },
+            ],
+        }
+    )
+    a, b = suite.units
+    runner = Runner(suite, tmp_path, embedders=["effnet-lite0-patches", "effnet-lite0:power=0.5"])
+    assert [r.spec for r in runner.embedder_rows(a)] == [
+        "effnet-lite0-patches",
+        "effnet-lite0:power=0.5",
+    ]
+    assert [r.spec for r in runner.embedder_rows(b)] == ["effnet-lite0:power=0.5"]
+    assert [r.spec for r in Runner(suite, tmp_path).embedder_rows(b)] == ["effnet-lite0"]

@@ -155,14 +155,18 @@ class Runner:
         if not protocol.uses_embedder:
             self._run_work(unit, protocol.plan(ctx, None), None, f"{unit.name}")
             return
-        rows = unit.rows
-        if self.embedders is not None:
-            rows = [r for r in unit.rows if r.spec in self.embedders]
-            known = {r.spec for r in unit.rows}
-            rows += [EmbedderRow(e) for e in self.embedders if e not in known]
-        for row in rows:
+        for row in self.embedder_rows(unit):
             emb = make_embeddings(row.spec, self.cache_dir, self.progress)
             self._run_work(unit, protocol.plan(ctx, emb), row, f"{unit.name} {row.spec}")
+
+    def embedder_rows(self, unit: Suite) -> list[EmbedderRow]:
+        """Returns the embedder rows a part runs: its own, filtered by ``embedders``; a spec that
+        no part of the suite names runs in every part (trying a new embedder on a suite)."""
+        if self.embedders is None:
+            return list(unit.rows)
+        rows = [r for r in unit.rows if r.spec in self.embedders]
+        known = {r.spec for part in self.suite.units for r in part.rows}
+        return rows + [EmbedderRow(e) for e in self.embedders if e not in known]
 
     def _detectors(self, task: Any, row: Any) -> list[str]:
         names = list(task.detectors)
