@@ -127,6 +127,23 @@ def run_class(name, cls, split, methods, args) -> list[dict]:
         df = model.score(test)
         return df["score"].to_numpy(dtype=float), t1 - t0, time.perf_counter() - t1
 
+    def tuned(label, detector, negatives=None, extra=None, **options):
+        """Fine-tune, fit ``detector`` on the result, score the test set and record the row.
+
+        Returns:
+            The fine-tuned embedder and its fine-tuning seconds.
+        """
+        t0 = time.perf_counter()
+        emb = oneclass.finetune(
+            "effnet-lite0", positives=pos, progress=False, random_state=args.seed, **options
+        )
+        t_ft = time.perf_counter() - t0
+        s, tf, ts = fit_score(emb, detector, negatives, use_cache=False)
+        report = emb.fit_report_
+        info = {"best_epoch": report["best_epoch"], "val": report["history"]["val"]}
+        record(label, s, t_ft, tf, ts, {**info, **(extra or {})})
+        return emb, t_ft
+
     for method in methods:
         if method in ("frozen-knn", "lite2-knn"):
             spec = "effnet-lite0:power=0.5" if method == "frozen-knn" else "effnet-lite2:power=0.5"
@@ -137,58 +154,15 @@ def run_class(name, cls, split, methods, args) -> list[dict]:
             record(method, s, 0.0, tf, ts)
         elif method == "msc-knn":
             for label, extra in [("", {})] + [(f"[{o}]", json.loads(o)) for o in args.msc_variant]:
-                t0 = time.perf_counter()
-                emb = oneclass.finetune(
-                    "effnet-lite0", positives=pos, progress=False, random_state=args.seed, **extra
-                )
-                t_ft = time.perf_counter() - t0
-                s, tf, ts = fit_score(emb, "knn", use_cache=False)
-                info = {"best_epoch": emb.fit_report_["best_epoch"]}
-                record(method + label, s, t_ft, tf, ts, info)
+                tuned(method + label, "knn", **extra)
         elif method == "oe-knn":
-            t0 = time.perf_counter()
-            aux = neg
-            if args.auxiliary:  # out-of-domain "random negatives" (never in the test)
-                every = dataset_items(args.auxiliary)
-                pick = np.random.default_rng(args.seed).permutation(len(every))[: args.max_neg]
-                aux = [every[i] for i in sorted(pick)]
-            emb = oneclass.finetune(
-                "effnet-lite0", positives=pos, auxiliary=aux, progress=False, random_state=args.seed
-            )
-            t_ft = time.perf_counter() - t0
-            s, tf, ts = fit_score(emb, "knn", use_cache=False)
-            info = {
-                "best_epoch": emb.fit_report_["best_epoch"],
-                "val": emb.fit_report_["history"]["val"],
-            }
+            aux = args.aux_items if args.auxiliary else neg
             label = f"{method}[{args.auxiliary}]" if args.auxiliary else method
-            record(label, s, t_ft, tf, ts, {**info, "n_aux": len(aux)})
+            tuned(label, "knn", extra={"n_aux": len(aux)}, auxiliary=aux)
         elif method == "binary-logistic":
-            t0 = time.perf_counter()
-            emb = oneclass.finetune(
-                "effnet-lite0", positives=pos, negatives=neg, progress=False, random_state=args.seed
-            )
-            t_ft = time.perf_counter() - t0
-            s, tf, ts = fit_score(emb, "logistic", neg, use_cache=False)
-            record(
-                method,
-                s,
-                t_ft,
-                tf,
-                ts,
-                {
-                    "best_epoch": emb.fit_report_["best_epoch"],
-                    "val": emb.fit_report_["history"]["val"],
-                },
-            )
+            tuned(method, "logistic", neg, negatives=neg)
         elif method == "naive-knn":
-            t0 = time.perf_counter()
-            emb = oneclass.finetune(
-                "effnet-lite0", positives=pos, progress=False, mode="naive", random_state=args.seed
-            )
-            t_ft = time.perf_counter() - t0
-            s, tf, ts = fit_score(emb, "knn", use_cache=False)
-            record(method, s, t_ft, tf, ts)
+            emb, t_ft = tuned(method, "knn", mode="naive")
             from oneclass.data.sources import load_images
 
             _, imgs, _ = load_images(test, progress=False)
@@ -350,6 +324,10 @@ def main() -> None:
     ap.add_argument("--machine", default="", help="where the AUC rows ran (report header)")
     ap.add_argument("--notes", type=Path, help="Markdown appended to the report")
     args = ap.parse_args()
+    if args.auxiliary:  # out-of-domain "random negatives" (never in the test), picked once
+        every = dataset_items(args.auxiliary)
+        pick = np.random.default_rng(args.seed).permutation(len(every))[: args.max_neg]
+        args.aux_items = [every[i] for i in sorted(pick)]
     if args.timing:
         timing(args)
     elif not args.report:

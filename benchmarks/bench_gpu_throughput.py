@@ -35,9 +35,8 @@ def main() -> None:
     items = list(open_source(str(root / "pokemon_gen1"))) + list(
         open_source(str(root / "art_genres"))
     )
-    items = (items * (1 + int(os.environ.get("N", 4000)) // len(items)))[
-        : int(os.environ.get("N", 4000))
-    ]
+    n = int(os.environ.get("N", 4000))
+    items = (items * (1 + n // len(items)))[:n]
     for bs in (64, 256):
         emb = make_embedder(f"effnet-lite0:batch_size={bs}")
         embed_items(emb, items[:256], cache=False, progress=False)  # warm-up

@@ -7,8 +7,9 @@ absent; nothing is ever downloaded or copied into the repository.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -16,6 +17,18 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _restore_oneclass_logger() -> Iterator[None]:
+    """An in-process ``oneclass.cli.main`` call configures the ``oneclass`` logger (its own
+    handler, no propagation): put it back after each test, so ``caplog`` in later tests still
+    sees the library's records whatever the test order."""
+    log = logging.getLogger("oneclass")
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:], log.propagate = saved[0], saved[2]
+    log.setLevel(saved[1])
 
 
 def data_root_path() -> Path:

@@ -117,6 +117,13 @@ def test_outlier_exposure_mode_trains_against_auxiliary_images(pokemon):
         finetune("effnet-lite0", pos, mode="oe")
 
 
+def test_unreadable_auxiliary_images_are_named_as_such(pokemon, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="no readable auxiliary.*broken.jpg"):
+        finetune("effnet-lite0", pokemon[0][:2], auxiliary=[str(bad)], progress=False)
+
+
 def test_naive_positives_only_classifier_collapses(pokemon, images):
     """The seed question's failure, reproduced: trained on positives alone, the classifier's
     head calls Gengar a Pikachu too."""

@@ -105,6 +105,15 @@ class FinetunedEmbeddings(Embeddings):
         super().__init__(str(params["base"]), cache_dir, progress)
         self.spec = spec
         self._memo: dict[tuple, tuple[Embeddings, float]] = {}
+        self._auxiliary_items: list | None = None
+
+    def auxiliary_items(self) -> list:
+        """Returns the ``auxiliary=DATASET`` items, listed once for every cell."""
+        if self._auxiliary_items is None:
+            from oneclass.data.manifests import dataset_items
+
+            self._auxiliary_items = dataset_items(str(self.auxiliary))
+        return self._auxiliary_items
 
     def for_task(self, items: list, task: Any, seed: int) -> tuple[Embeddings, float]:
         """Fine-tune on the task's training images (memoised per training set and seed: the
@@ -123,11 +132,7 @@ class FinetunedEmbeddings(Embeddings):
         usable = [self.by_uri.get(items[i].uri) is not None for i in train]
         pos = [items[i] for i, ok, lab in zip(train, usable, y, strict=True) if ok and lab == 1]
         neg = [items[i] for i, ok, lab in zip(train, usable, y, strict=True) if ok and lab == 0]
-        aux = None
-        if self.auxiliary and not neg:
-            from oneclass.data.manifests import dataset_items
-
-            aux = dataset_items(str(self.auxiliary))
+        aux = self.auxiliary_items() if self.auxiliary and not neg else None
         emb = finetune(
             self.embedder,
             pos,

@@ -253,7 +253,8 @@ def finetune(
         and timings.
 
     Raises:
-        ValueError: bad options, or no readable positives (or negatives, in binary mode).
+        ValueError: bad options, or no readable positives (or negatives in binary mode, auxiliary
+            images in oe mode).
     """
     import torch
 
@@ -287,14 +288,15 @@ def finetune(
         torch.set_num_threads(opt.threads or default_threads())
 
     failures: dict[str, str] = {}
-    sets = {  # oe: the auxiliary images are the binary loop's negatives
+    sets = {  # named as the caller passed them
         "positives": positives,
-        "negatives": {"binary": negatives, "oe": auxiliary}.get(mode),
-        "auxiliary": auxiliary if mode == "msc" else None,
+        "negatives": negatives if mode == "binary" else None,
+        "auxiliary": auxiliary if mode in ("msc", "oe") else None,
     }
     listed = {k: _items(v) for k, v in sets.items()}
     decoded = {k: _decode(v, size + 32, failures) for k, v in listed.items()}
-    for k in ("positives",) + (("negatives",) if mode in ("binary", "oe") else ()):
+    needed = {"binary": ("negatives",), "oe": ("auxiliary",)}.get(mode, ())
+    for k in ("positives", *needed):
         if not decoded[k][0]:
             raise ValueError(
                 f"finetune: no readable {k} ({len(failures)} failed: {list(failures.items())[:3]})"
@@ -321,9 +323,19 @@ def finetune(
     output = opt.output or ("unit" if mode == "msc" else "sqrt")
     epochs = opt.epochs if opt.epochs is not None else EPOCHS[mode]
     lr = opt.lr if opt.lr is not None else LR[mode]
-    loop = "binary" if mode == "oe" else mode
+    loop, as_loop = mode, {}
+    if mode == "oe":  # the binary loop, with the auxiliary images as its negatives
+        loop, as_loop = "binary", {"auxiliary": "negatives"}
     state, head, history = train_top(
-        top, maps, masks, mode=loop, epochs=epochs, lr=lr, options=opt, rng=rng, progress=progress
+        top,
+        {as_loop.get(k, k): v for k, v in maps.items()},
+        {as_loop.get(k, k): masks[k] for k in maps},
+        mode=loop,
+        epochs=epochs,
+        lr=lr,
+        options=opt,
+        rng=rng,
+        progress=progress,
     )
     tensors = {f"top.{k}": v.detach().cpu().clone() for k, v in state.items()}
     if head is not None:
@@ -334,10 +346,9 @@ def finetune(
             "used": len(decoded[k][0]),
             "held_out": int(masks[k].sum()),
         }
-        for k in sets
+        for k, given in sets.items()
+        if given is not None  # the sets this mode trained on
     }
-    if mode == "oe":  # the loop's negatives were the auxiliary images
-        counts["auxiliary"] = counts.pop("negatives")
     seconds = time.perf_counter() - start
     info = {
         "mode": mode,
