@@ -3,8 +3,9 @@
 How an image's vectors train the detector and how an image takes its score is decided by the
 embedder's kind, in :mod:`oneclass.embed.aggregate` and nowhere else: whole images their one
 vector; faces the largest face to train and the best face to score ("is he in this image?", with
-that face's box); patches every patch to train and the least in-class patch to score ("is any
-part wrong?"), the patch scores forming an anomaly map (:meth:`Pipeline.score_details`).
+that face's box); patches every patch to train and the mean of their least in-class 1 % to
+score ("is any part wrong?"), the patch scores forming an anomaly map
+(:meth:`Pipeline.score_details`).
 
 An image with no face gets ``no_face_score`` (default ``-inf``: ranked below everything), status
 ``no_face``, no p-value and is never in-class; an image that cannot be read gets status
@@ -170,7 +171,7 @@ class Pipeline:
         kind: str,
         neg: EmbeddedImages | None,
     ) -> None:
-        """Threshold on image scores: patch images take their least in-class patch, so the
+        """Threshold on image scores: patch images take their least in-class patches, so the
         detector's per-patch calibration is redone per image; negatives add their image scores
         (and set the threshold when ``target_fpr`` is given)."""
         info = dict(getattr(det, "calibration_info_", {}) or {})

@@ -130,7 +130,7 @@ def test_outputs_are_atomic_and_formula_cells_neutralised(tmp_path):
 
 
 def test_a_cell_scores_through_the_pipeline_aggregation(data_root):
-    """A patch-kind cell: every patch trains, the least in-class patch scores the image, and the
+    """A patch-kind cell: every patch trains, the least in-class patches score the image, and the
     gallery candidates keep their per-patch scores (the anomaly maps)."""
     from oneclass.bench.embeddings import CellVectors
     from oneclass.bench.job import Job, run_job

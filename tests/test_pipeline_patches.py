@@ -1,5 +1,6 @@
-"""Patch embedders through the one scoring path: every patch trains, the least in-class patch
-scores the image, the threshold is set on image scores, and `score --maps` draws the patch scores.
+"""Patch embedders through the one scoring path: every patch trains, the least in-class 1 % of
+patches score the image, the threshold is set on image scores, and `score --maps` draws the
+patch scores.
 
 Real KolektorSDD images (normal commutator surfaces vs cracked ones).
 """
@@ -16,6 +17,7 @@ from PIL import Image
 import oneclass
 from oneclass.cli import main
 from oneclass.embed import aggregate
+from oneclass.embed.base import ImageEmbedding
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,26 @@ def test_image_scores_from_rows_follow_the_kind():
     )
 
 
+def test_a_patch_image_takes_the_mean_of_its_least_in_class_tail():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=250), rng.normal(size=40)  # 3 patches and 1 patch in the 1 % tail
+    rule = aggregate.aggregation_for("patch")
+    j, score = rule.reduce(a)
+    assert j == int(np.argmin(a)) and score == pytest.approx(np.sort(a)[:3].mean())
+    assert rule.reduce(b) == (int(np.argmin(b)), pytest.approx(b.min()))
+    # calibration aggregates training rows by the same rule as scoring
+    rows, owner = np.r_[a, b], np.r_[np.zeros(250, int), np.ones(40, int)]
+    shuffled = rng.permutation(rows.size)
+    np.testing.assert_allclose(
+        aggregate.image_scores_from_rows(rows[shuffled], owner[shuffled], 2, "patch"),
+        [np.sort(a)[:3].mean(), b.min()],
+    )
+    embs = [ImageEmbedding(a[:, None], grid=(25, 10)), ImageEmbedding(b[:, None], grid=(8, 5))]
+    scored = aggregate.score_images(embs, "patch", lambda X: X[:, 0])
+    np.testing.assert_allclose(scored.scores, [np.sort(a)[:3].mean(), b.min()])
+    assert list(scored.decisive) == [int(np.argmin(a)), int(np.argmin(b))]
+
+
 @pytest.mark.slow
 def test_patch_pipeline_scores_maps_and_calibrates_per_image(kolektor, tmp_path):
     pytest.importorskip("oneclass.embed.anomaly_map")
@@ -56,7 +78,9 @@ def test_patch_pipeline_scores_maps_and_calibrates_per_image(kolektor, tmp_path)
     for i in range(len(test)):
         scores, grid = details.patch_map(i)
         assert scores.size == grid[0] * grid[1]
-        assert details.table.score[i] == pytest.approx(scores.min())
+        n = int(np.ceil(aggregate.PATCH_TAIL * scores.size))
+        assert n > 1  # the tail, not the single least in-class patch
+        assert details.table.score[i] == pytest.approx(np.sort(scores.ravel())[:n].mean())
 
     folder = tmp_path / "new"
     folder.mkdir()

@@ -2,7 +2,7 @@
 images, measure. The images take their training rows and scores through
 :mod:`oneclass.embed.aggregate`, the one path :class:`oneclass.pipeline.Pipeline` uses too: the
 embedder's ``kind`` decides (image: its vector; face: the largest face trains, the best face
-scores; patch: every patch trains, the least in-class patch scores).
+scores; patch: every patch trains, the least in-class 1 % of patches score).
 """
 
 from __future__ import annotations

