@@ -58,17 +58,24 @@ def data_root() -> Path:
     return root if root.is_absolute() else (REPO / root).resolve()
 
 
-def kolektor_split(seed: int) -> dict[str, list[tuple[str, int]]]:
-    """``{"train", "val", "test", "test_strict"}`` -> [(path, label)], label 1 = normal."""
+def kolektor_rows() -> tuple[Path, list[dict]]:
+    """Returns the kolektor_sdd folder and its manifest rows whose file is present."""
     root = data_root() / "kolektor_sdd"
     with open(root / "manifest.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if (root / r["file"]).is_file()]
+        return root, [r for r in csv.DictReader(f) if (root / r["file"]).is_file()]
 
-    def group(r: dict) -> int:
-        number = int(Path(r["file"]).stem)
-        return 235 // 8 if number == 252 else number // 8  # near-duplicates 235 / 252 together
 
-    groups = sorted({group(r) for r in rows})
+def kolektor_group(file: str) -> int:
+    """Returns the part (block of 8 consecutive numbers) of a kolektor_sdd file; the
+    near-duplicates 235 / 252 share one."""
+    number = int(Path(file).stem)
+    return 235 // 8 if number == 252 else number // 8
+
+
+def kolektor_split(seed: int) -> dict[str, list[tuple[str, int]]]:
+    """``{"train", "val", "test", "test_strict"}`` -> [(path, label)], label 1 = normal."""
+    root, rows = kolektor_rows()
+    groups = sorted({kolektor_group(r["file"]) for r in rows})
     order = np.random.default_rng(seed).permutation(groups)
     n_train, n_val = round(0.6 * len(groups)), round(0.2 * len(groups))
     role = {
@@ -77,7 +84,11 @@ def kolektor_split(seed: int) -> dict[str, list[tuple[str, int]]]:
     }
     out: dict[str, list[tuple[str, int]]] = {k: [] for k in ("train", "val", "test", "test_strict")}
     for r in rows:
-        path, label, where = str(root / r["file"]), int(r["class"] == "normal"), role[group(r)]
+        path, label, where = (
+            str(root / r["file"]),
+            int(r["class"] == "normal"),
+            role[kolektor_group(r["file"])],
+        )
         if where == "train" and label == 1:
             out["train"].append((path, 1))
         if where == "val":

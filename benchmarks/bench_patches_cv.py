@@ -27,9 +27,7 @@ AUC. Writes JSON lines (``--jsonl``) and prints them. Run from the repository ro
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -41,32 +39,24 @@ from oneclass.embed.aggregate import aggregation_for
 from oneclass.embed.base import default_threads
 from oneclass.embed.registry import make_embedder
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_patches import kolektor_group, kolektor_rows  # noqa: E402  (the same parts)
+
 #: candidate taps, finest first, and their channels in EfficientNet-Lite0
 TAPS = {"b4": 40, "b7": 80, "b10": 112, "b13": 192, "b14": 192}
+#: folds per seed (cut by part)
+FOLDS = 5
 #: tap sets studied by default (``+``-joined)
 RECIPES = ["b4+b7+b10", "b4+b10", "b7+b10", "b4+b7+b10+b13", "b4+b7+b10+b14"]
 
 
-def data_root() -> Path:
-    root = Path(os.environ.get("ONECLASS_DATA", "../shared/data")).expanduser()
-    return root if root.is_absolute() else (REPO / root).resolve()
-
-
 def kolektor_images() -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Returns ``(paths, labels (1 = normal), group per image)``."""
-    root = data_root() / "kolektor_sdd"
-    with open(root / "manifest.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if (root / r["file"]).is_file()]
-
-    def group(r: dict) -> int:
-        number = int(Path(r["file"]).stem)
-        return 235 // 8 if number == 252 else number // 8
-
+    """Returns ``(paths, labels (1 = normal), part per image)``."""
+    root, rows = kolektor_rows()
     return (
         [str(root / r["file"]) for r in rows],
         np.array([int(r["class"] == "normal") for r in rows]),
-        np.array([group(r) for r in rows]),
+        np.array([kolektor_group(r["file"]) for r in rows]),
     )
 
 
@@ -105,8 +95,9 @@ def image_scores(patch_scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def cross_validate(X, counts: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, seed: int,
-                   coreset: float, folds: int = 5) -> dict[str, float]:  # fmt: skip
+def cross_validate(
+    X, counts: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, seed: int, coreset: float
+) -> dict[str, float]:
     """Out-of-fold image scores of one recipe; returns pooled and mean per-fold AUCs."""
     import torch
     from sklearn.metrics import roc_auc_score
@@ -114,11 +105,11 @@ def cross_validate(X, counts: np.ndarray, labels: np.ndarray, groups: np.ndarray
     starts = np.r_[0, np.cumsum(counts)]
     rows = [np.arange(starts[i], starts[i + 1]) for i in range(len(counts))]
     order = np.random.default_rng(seed).permutation(np.unique(groups))
-    fold_of = {g: i % folds for i, g in enumerate(order)}
+    fold_of = {g: i % FOLDS for i, g in enumerate(order)}
     fold = np.array([fold_of[g] for g in groups])
     scores = {k: np.zeros(len(counts)) for k in ("max", "top10", "tail")}
     per_fold: dict[str, list[float]] = {k: [] for k in scores}
-    for f in range(folds):
+    for f in range(FOLDS):
         train = np.flatnonzero((fold != f) & (labels == 1))
         test = np.flatnonzero(fold == f)
         bank = X[torch.as_tensor(np.concatenate([rows[i] for i in train]))]
