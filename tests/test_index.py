@@ -153,6 +153,12 @@ def test_index_parameters_reach_faiss(split):
     assert det.index_recall_ == 1.0  # every cell searched: exact
     det = KNN(index="hnsw", hnsw_m=8, ef_search=10, calibration_folds=0).fit(split.X_train[:500])
     assert det.index_.settings()["hnsw_m"] == 8
+    assert det.index_.settings()["ef_construction"] == 40  # FAISS's build queue, the default
+    spec = "knn:index=hnsw,hnsw_m=8,ef_construction=200,calibration_folds=0"
+    det = oneclass.make_detector(spec).fit(split.X_train[:500])
+    assert det.index_.settings()["ef_construction"] == 200  # read back from FAISS's graph
+    with pytest.raises(ValueError, match="ef_construction"):
+        KNN(index="hnsw", ef_construction=0, calibration_folds=0).fit(split.X_train[:100])
 
 
 def test_hnsw_default_queue_grows_with_the_graph():

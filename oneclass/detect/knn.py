@@ -121,6 +121,8 @@ class KNN(BaseDetector):
             ``max(8, sqrt(nlist) / 4)``).
         hnsw_m, ef_search: HNSW links per node and search queue (None: ``max(64, 2 k,
             n / 2000)``, at most 1024).
+        ef_construction: HNSW's queue while it builds the graph (FAISS's ``efConstruction``;
+            larger: slower fit, higher recall at the same ``ef_search``).
         coreset: None (keep every training row), a fraction in (0, 1] or a number of rows:
             keep a greedy k-center coreset (PatchCore) as the reference bank.
         target_tpr, calibration_folds, random_state, contamination: see the base class;
@@ -147,6 +149,7 @@ class KNN(BaseDetector):
         "nprobe": [None, Interval(Integral, 1, None, closed="left")],
         "hnsw_m": [Interval(Integral, 2, nn.MAX_HNSW_M, closed="both")],
         "ef_search": [None, Interval(Integral, 1, None, closed="left")],
+        "ef_construction": [Interval(Integral, 1, None, closed="left")],
         "coreset": [
             None,
             Interval(Integral, 1, None, closed="left"),
@@ -168,6 +171,7 @@ class KNN(BaseDetector):
         nprobe: int | None = None,
         hnsw_m: int = 32,
         ef_search: int | None = None,
+        ef_construction: int = nn.DEFAULT_EF_CONSTRUCTION,
         coreset: float | int | None = None,
         contamination: float | None = None,
     ):
@@ -182,6 +186,7 @@ class KNN(BaseDetector):
         self.nprobe = nprobe
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
+        self.ef_construction = ef_construction
         self.coreset = coreset
         self.contamination = contamination
 
@@ -239,6 +244,7 @@ class KNN(BaseDetector):
             nprobe=self.nprobe,
             hnsw_m=self.hnsw_m,
             ef_search=self.ef_search,
+            ef_construction=self.ef_construction,
             seed=self._seed(),
             saved=saved,
             saved_meta=saved_meta,

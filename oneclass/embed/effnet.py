@@ -32,6 +32,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -62,6 +63,16 @@ def crop_resize(
     box = (left, top, left + crop, top + crop)
     out = image.resize((size, size), Image.Resampling.BICUBIC, box=box)
     return np.asarray(out, dtype=np.uint8)
+
+
+def network_input(arrays: Sequence[np.ndarray], device: Any):
+    """Returns ``(H, W, 3)`` uint8 images of one shape as the network's input: a normalised
+    ``(n, 3, H, W)`` float tensor on ``device``, ``(x - 127) / 128`` (EfficientNet-Lite's
+    normalisation), stored channels-last (NHWC memory; ``.contiguous()`` makes it NCHW)."""
+    import torch
+
+    batch = torch.from_numpy(np.stack(arrays)).to(device)
+    return batch.permute(0, 3, 1, 2).float().sub_(MEAN_RGB).div_(STD_RGB)
 
 
 def fold_batchnorms(net, n_blocks: int | None = None) -> None:
@@ -306,9 +317,7 @@ class EffNetLiteEmbedder(Embedder):
             return crop_resize(image, size)
 
         arrays = list(pool.map(prep, images)) if pool else [prep(i) for i in images]
-        batch = torch.from_numpy(np.stack(arrays))  # (n, H, W, 3) uint8
-        x = batch.to(self._device()).permute(0, 3, 1, 2).float()  # NHWC storage = channels-last
-        x = x.sub_(MEAN_RGB).div_(STD_RGB)
+        x = network_input(arrays, self._device())  # NHWC storage = channels-last
         plain = self.optimize in ("none", None) or torch.device(self._device()).type != "cpu"
         return x.contiguous() if plain else x
 

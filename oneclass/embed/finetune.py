@@ -49,12 +49,11 @@ from tqdm.auto import tqdm
 
 from oneclass.embed.base import Embedder, default_device, default_threads
 from oneclass.embed.effnet import (
-    MEAN_RGB,
-    STD_RGB,
     VARIANTS,
     crop_resize,
     fold_batchnorms,
     load_effnet_lite,
+    network_input,
 )
 from oneclass.embed.finetune_loop import train_top
 from oneclass.embed.finetune_model import FinetunedEffNet
@@ -203,8 +202,7 @@ def _trunk_maps(trunk, images: list, size: int, views: int, device, batch: int, 
         arrays = [
             [crop_resize(im, size)] + [_augmented(im, size) for _ in range(views)] for im in chunk
         ]
-        x = torch.from_numpy(np.stack([a for per in arrays for a in per])).to(device)
-        x = x.permute(0, 3, 1, 2).float().sub_(MEAN_RGB).div_(STD_RGB)  # NHWC storage
+        x = network_input([a for per in arrays for a in per], device)  # NHWC storage
         if device.type == "cuda":
             x = x.contiguous()
         with torch.inference_mode():

@@ -25,12 +25,11 @@ from oneclass.embed.base import (
     default_threads,
 )
 from oneclass.embed.effnet import (
-    MEAN_RGB,
-    STD_RGB,
     VARIANTS,
     crop_resize,
     fold_batchnorms,
     load_effnet_lite,
+    network_input,
 )
 
 #: the ``"kind"`` of its saved config (the embed registry entry that rebuilds it)
@@ -215,9 +214,7 @@ class FinetunedEffNet(Embedder):
         import torch
 
         size = VARIANTS[self.variant][0]
-        batch = torch.from_numpy(np.stack([crop_resize(i, size) for i in images]))
-        x = batch.to(self._device()).permute(0, 3, 1, 2).float()  # NHWC storage
-        x = x.sub_(MEAN_RGB).div_(STD_RGB)
+        x = network_input([crop_resize(i, size) for i in images], self._device())  # NHWC
         return x.contiguous() if torch.device(self._device()).type == "cuda" else x
 
     def pooled(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from oneclass.embed.base import Embedder, ImageEmbedding, default_device, default_threads
-from oneclass.embed.effnet import MEAN_RGB, STD_RGB, crop_resize, load_effnet_lite0
+from oneclass.embed.effnet import crop_resize, load_effnet_lite0, network_input
 
 RESIZE_MODES = ("short", "full", "crop")
 #: longest side in "short" mode, as a multiple of ``size`` (bounds the patches of a panorama)
@@ -205,8 +205,7 @@ class EffNetLite0Patches(Embedder):
         for i, a in enumerate(arrays):  # images of one input shape run as one batch
             groups.setdefault(a.shape, []).append(i)
         for idx in groups.values():
-            batch = torch.from_numpy(np.stack([arrays[i] for i in idx])).to(self._device())
-            x = batch.permute(0, 3, 1, 2).float().sub_(MEAN_RGB).div_(STD_RGB)
+            x = network_input([arrays[i] for i in idx], self._device())
             with torch.inference_mode():
                 feats = net(x.contiguous()).permute(0, 2, 3, 1)  # (n, rows, cols, channels)
                 if self._proj_matrix is not None:

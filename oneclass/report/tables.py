@@ -17,27 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from oneclass.bench.results import CELL_COUNTS
+from oneclass.metrics import METRIC_KEYS
 from oneclass.report.blocks import Table
 from oneclass.report.runs import CONFIG_KEYS, ROW_KEYS, Run, value_sort_key
 
-METRICS = [
-    "auc",
-    "auc_lo",
-    "auc_hi",
-    "ap",
-    "tpr_at_fpr1",
-    "tpr_at_fpr5",
-    "fpr_at_tpr95",
-    "fit_s",
-    "score_s",
-    "embed_s",
-    "n_pos",
-    "n_neg",
-    "n_train",
-    "n_train_neg",
-    "n_no_face",
-    "n_failures",
-]
+#: numeric columns of a results row averaged over seeds: the metrics, then timings and counts
+METRICS = [*METRIC_KEYS, *CELL_COUNTS]
 CFG = ["embedder", "detector"]
 
 
