@@ -31,7 +31,10 @@ Each row is appended to ``--jsonl`` as it finishes (a long run can be resumed / 
 bootstrap 95% CI (``oneclass.metrics.evaluate``). Run from the repository root::
 
     ONECLASS_THREADS=2 python benchmarks/bench_finetune.py --sets pokemon_gen1 art_genres
-    python benchmarks/bench_finetune.py --report
+    python benchmarks/bench_finetune.py --report --machine "where the AUC rows ran"
+
+The report appends ``results/finetune_notes.md`` (how the rows were measured, what they say,
+explorations); edit findings there, not in ``finetune.md``.
 """
 
 from __future__ import annotations
@@ -322,7 +325,12 @@ def main() -> None:
     ap.add_argument("--timing", type=int, default=0, help="time the goal calls N times, only")
     ap.add_argument("--out", type=Path, default=RESULTS / "finetune.md")
     ap.add_argument("--machine", default="", help="where the AUC rows ran (report header)")
-    ap.add_argument("--notes", type=Path, help="Markdown appended to the report")
+    ap.add_argument(
+        "--notes",
+        type=Path,
+        default=RESULTS / "finetune_notes.md",
+        help="Markdown appended to the report (the protocol and findings)",
+    )
     args = ap.parse_args()
     if args.auxiliary:  # out-of-domain "random negatives" (never in the test), picked once
         every = dataset_items(args.auxiliary)

@@ -52,6 +52,17 @@ def test_one_class_returns_a_working_embedder_that_does_not_collapse(msc, images
     assert len(report["history"]["loss"]) == 2 and np.isfinite(report["history"]["loss"]).all()
 
 
+def test_positives_alone_warn_that_they_did_not_beat_the_frozen_network(pokemon, caplog):
+    pos, neg = pokemon
+    with caplog.at_level("WARNING", logger="oneclass.embed.finetune"):
+        finetune("effnet-lite0", pos[:5], epochs=0, views=1, progress=False)
+    assert any("auxiliary=" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="oneclass.embed.finetune"):
+        finetune("effnet-lite0", pos[:5], auxiliary=neg[:5], epochs=0, views=1, progress=False)
+    assert not caplog.records  # outlier exposure: nothing to warn about
+
+
 def test_the_name_pins_the_weights(msc, pokemon):
     state = msc.get_state()
     tensors = {k: v.clone() for k, v in state.tensors.items()}
