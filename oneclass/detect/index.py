@@ -231,7 +231,8 @@ class HNSWIndex(NeighbourIndex):
     ``benchmarks/results/scale.md``: efSearch 64 kept recall@5 0.992 at 100k but 0.830 at 500k;
     256 gave 0.949 at 500k). ``ef_construction``: the queue while the graph is built (FAISS's
     ``efConstruction``, default :data:`DEFAULT_EF_CONSTRUCTION`); larger builds slower and gives a
-    better graph, so higher recall at the same ``ef_search``.
+    better graph, so higher recall at the same ``ef_search`` (scale.md, 500k rows: 200 gave recall
+    1.000 against 0.949 with 40, for 2.8x the build time).
     """
 
     kind = "hnsw"
