@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,17 +61,32 @@ def kolektor_images() -> tuple[list[str], np.ndarray, np.ndarray]:
     )
 
 
+def rgb_batches(paths: list[str], size: int = 8) -> Iterator[list]:
+    """Yields the images of ``paths`` as RGB PIL images, ``size`` at a time, in order."""
+    from PIL import Image
+
+    for i in range(0, len(paths), size):
+        images = []
+        for p in paths[i : i + size]:
+            with Image.open(p) as im:
+                images.append(im.convert("RGB"))
+        yield images
+
+
+def part_folds(groups: np.ndarray, seed: int) -> np.ndarray:
+    """Returns each image's fold: its part's position in a seeded shuffle of the parts, modulo
+    :data:`FOLDS` (so a part never spans two folds)."""
+    order = np.random.default_rng(seed).permutation(np.unique(groups))
+    fold_of = {g: i % FOLDS for i, g in enumerate(order)}
+    return np.array([fold_of[g] for g in groups])
+
+
 def embed_all(paths: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(patch rows of every image, float16, all taps; patches per image)``."""
-    from PIL import Image
 
     emb = make_embedder(f"effnet-lite0-patches:taps={'+'.join(TAPS)},size={size}")
     out = []
-    for i in range(0, len(paths), 8):
-        images = []
-        for p in paths[i : i + 8]:
-            with Image.open(p) as im:
-                images.append(im.convert("RGB"))
+    for images in rgb_batches(paths):
         out += [e.vectors.astype(np.float16) for e in emb.embed_batch(images)]
     return np.concatenate(out), np.array([len(v) for v in out])
 
@@ -104,9 +120,7 @@ def cross_validate(
 
     starts = np.r_[0, np.cumsum(counts)]
     rows = [np.arange(starts[i], starts[i + 1]) for i in range(len(counts))]
-    order = np.random.default_rng(seed).permutation(np.unique(groups))
-    fold_of = {g: i % FOLDS for i, g in enumerate(order)}
-    fold = np.array([fold_of[g] for g in groups])
+    fold = part_folds(groups, seed)
     scores = {k: np.zeros(len(counts)) for k in ("max", "top10", "tail")}
     per_fold: dict[str, list[float]] = {k: [] for k in scores}
     for f in range(FOLDS):

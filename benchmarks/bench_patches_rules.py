@@ -23,7 +23,6 @@ Run from the repository root (about 20 minutes on two cores)::
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_patches_cv import FOLDS, kolektor_images  # noqa: E402  (the same parts and folds)
+from bench_patches_cv import FOLDS, kolektor_images, part_folds, rgb_batches  # noqa: E402
 
 SEEDS = (0, 1)
 TAILS = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.05)
@@ -42,18 +41,14 @@ CORESET = 0.1
 def embed_views(paths: list[str]) -> dict[str, list]:
     """Returns each image's ``ImageEmbedding`` as is (``"o"``), mirrored left-right (``"h"``)
     and top-bottom (``"v"``), from the registry's default patch embedder."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     from oneclass.embed.registry import make_embedder
 
     emb = make_embedder("effnet-lite0-patches")
     views = {"o": lambda im: im, "h": ImageOps.mirror, "v": ImageOps.flip}
     out: dict[str, list] = {k: [] for k in views}
-    for i in range(0, len(paths), 8):
-        images = []
-        for p in paths[i : i + 8]:
-            with Image.open(p) as im:
-                images.append(im.convert("RGB"))
+    for images in rgb_batches(paths):
         for key, view in views.items():
             out[key] += emb.embed_batch([view(im) for im in images])
     return out
@@ -76,14 +71,17 @@ def nearest(q, bank, k: int = 3) -> np.ndarray:
 
 
 def image_score(m: np.ndarray, k: int, sigma: float, tail: float) -> float:
-    """Returns the out-of-class score of one ``(rows, cols, 3)`` map of nearest distances."""
+    """Returns the out-of-class score of one ``(rows, cols, 3)`` map of nearest distances: the
+    package's tail rule (:class:`oneclass.embed.aggregate.Aggregation`) on distances, so the
+    largest ones (``tail`` 0: the single largest)."""
     from scipy.ndimage import gaussian_filter
+
+    from oneclass.embed.aggregate import Aggregation
 
     a = m[..., 0] if k == 1 else m[..., :k].mean(-1)
     if sigma:
         a = gaussian_filter(a, sigma, mode="nearest")
-    s = np.sort(a.ravel())[::-1]
-    return float(s[: max(1, math.ceil(tail * s.size))].mean())
+    return Aggregation("distance", train="all", score="max", tail=tail).reduce(a)[1]
 
 
 def fold_maps(X: dict, rows: list, grids: list, train: np.ndarray, test: np.ndarray) -> dict:
@@ -128,9 +126,7 @@ def main() -> int:
     rows = [np.arange(starts[i], starts[i + 1]) for i in range(len(paths))]
     maps: dict[str, dict[int, dict]] = {}
     for seed in SEEDS:
-        order = np.random.default_rng(seed).permutation(np.unique(groups))
-        fold_of = {g: i % FOLDS for i, g in enumerate(order)}
-        fold = np.array([fold_of[g] for g in groups])
+        fold = part_folds(groups, seed)
         for f in range(FOLDS):
             train = np.flatnonzero((fold != f) & (labels == 1))
             for var, m in fold_maps(X, rows, grids, train, np.flatnonzero(fold == f)).items():

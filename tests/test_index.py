@@ -153,7 +153,9 @@ def test_index_parameters_reach_faiss(split):
     assert det.index_recall_ == 1.0  # every cell searched: exact
     det = KNN(index="hnsw", hnsw_m=8, ef_search=10, calibration_folds=0).fit(split.X_train[:500])
     assert det.index_.settings()["hnsw_m"] == 8
-    assert det.index_.settings()["ef_construction"] == 40  # FAISS's build queue, the default
+    from oneclass.detect.index import DEFAULT_EF_CONSTRUCTION
+
+    assert det.index_.settings()["ef_construction"] == DEFAULT_EF_CONSTRUCTION == 40
     spec = "knn:index=hnsw,hnsw_m=8,ef_construction=200,calibration_folds=0"
     det = oneclass.make_detector(spec).fit(split.X_train[:500])
     assert det.index_.settings()["ef_construction"] == 200  # read back from FAISS's graph
